@@ -1,0 +1,1 @@
+"""Sources: the publisher integrators use, and the file and bank-feed connectors."""

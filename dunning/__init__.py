@@ -1,0 +1,1 @@
+"""Commands and runtime: configuration, the embedded broker, Kafka clients, demo, bench."""

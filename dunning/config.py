@@ -1,0 +1,49 @@
+"""One configuration for both deployments: environment variables, embedded defaults.
+
+With none of the variables set, every command runs on embedded parts: a Kafka-compatible
+broker on loopback, SQLite in ``var/``, e-mail written to ``var/outbox/``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str | None = None  # None: start the embedded broker
+    database_url: str | None = None  # None: SQLite file in data_dir
+    smtp_url: str | None = None  # None: write .eml files to data_dir/outbox
+    schema_registry_url: str | None = None  # None: schemas/registry.json
+    partitions: int = 4
+    policy_file: Path = SAMPLES / "policy.yaml"
+    store: str = "memory://"  # or rocksdb:// (install the `rocksdb` extra)
+    data_dir: Path = Path("var")
+    metrics_port: int = 0  # 0: no metrics endpoint
+    log_level: str = "info"
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("DATA_DIR", "var"))
+        return cls(
+            kafka_bootstrap=env.get("KAFKA_BOOTSTRAP") or None,
+            database_url=env.get("DATABASE_URL") or None,
+            smtp_url=env.get("SMTP_URL") or None,
+            schema_registry_url=env.get("SCHEMA_REGISTRY_URL") or None,
+            partitions=int(env.get("PARTITIONS", "4")),
+            policy_file=Path(env.get("POLICY_FILE", SAMPLES / "policy.yaml")),
+            store=env.get("STATE_STORE", "memory://"),
+            data_dir=data_dir,
+            metrics_port=int(env.get("METRICS_PORT", "0")),
+            log_level=env.get("LOG_LEVEL", "info"),
+        )
+
+    @property
+    def sqlite_url(self) -> str:
+        return f"sqlite:///{self.data_dir / 'dunning.db'}"

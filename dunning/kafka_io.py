@@ -1,0 +1,83 @@
+"""Kafka clients outside Faust: topic creation, a producer, a batch consumer.
+
+Everything here uses confluent-kafka (librdkafka). The producer uses the murmur2
+partitioner, the Java and aiokafka default, so that a debtor's events land on the
+partition the Faust worker expects.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams import topics
+
+# The embedded broker joins a group in seconds only with short rebalance timeouts
+# (librdkafka uses max.poll.interval.ms as the rebalance timeout).
+GROUP_TIMEOUTS = {"session.timeout.ms": 10_000, "max.poll.interval.ms": 10_000, "heartbeat.interval.ms": 1_000}
+
+
+def ensure_topics(bootstrap: str, partitions: int, specs: Iterable[topics.TopicSpec] = topics.ALL) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=10).topics)
+    wanted = [
+        NewTopic(spec.name, partitions, 1, config={"cleanup.policy": "compact"} if spec.compacted else {})
+        for spec in specs
+        if spec.name not in existing
+    ]
+    if not wanted:
+        return
+    for name, future in admin.create_topics(wanted).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+
+
+def make_producer(bootstrap: str, **extra) -> Producer:
+    config = {
+        "bootstrap.servers": bootstrap,
+        "partitioner": "murmur2_random",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+    }
+    config.update(extra)
+    return Producer(config)
+
+
+def make_consumer(bootstrap: str, group: str, topic_names: list[str], **extra) -> Consumer:
+    config = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        **GROUP_TIMEOUTS,
+    }
+    config.update(extra)
+    consumer = Consumer(config)
+    consumer.subscribe(topic_names)
+    return consumer
+
+
+def batches(consumer: Consumer, size: int = 500, timeout: float = 0.5) -> Iterator[list]:
+    """Endless batches of messages without errors; an empty list when nothing came."""
+    while True:
+        messages = consumer.consume(size, timeout)
+        yield [m for m in messages if m.error() is None]
+
+
+def run_consumer(consumer: Consumer, handle_batch, stop, size: int = 500) -> None:
+    """Consume in batches until ``stop()`` is true; offsets are committed only after
+    ``handle_batch`` returned, so a crash means redelivery, never loss."""
+    try:
+        while not stop():
+            messages = [m for m in consumer.consume(size, 0.5) if m.error() is None]
+            if not messages:
+                continue
+            handle_batch(messages)
+            consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()

@@ -1,0 +1,1 @@
+"""Stream processing: the functional core (``streams.core``) and the Faust app around it."""

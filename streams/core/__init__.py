@@ -1,0 +1,1 @@
+"""The functional core: pure credit policy, no I/O, no wall clock."""

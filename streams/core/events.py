@@ -1,0 +1,433 @@
+"""The facts that flow through the platform, as frozen dataclasses.
+
+Each class mirrors one Avro schema in ``schemas/`` (same name, same fields, same
+order). Money is always an integer amount in minor units (cents) plus an ISO 4217
+currency code; dates are ``datetime.date``; optional fields default to ``None``.
+
+Inputs are published by integrators and connectors; outputs are produced by the
+functional core; ``PaymentMatched`` and ``ReferenceIssued`` are internal hops of
+the payment matcher.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Optional, Union
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True, slots=True)
+class DebtorRegistered:
+    """A debtor (customer) is created or its master data changes."""
+
+    event_id: str
+    debtor_id: str
+    name: str
+    kind: str  # "B2B" or "B2C"
+    segment: str = "default"  # free label the policy matches on, e.g. "smb", "enterprise"
+    language: str = "nl"  # "nl" or "en"
+    currency: str = "EUR"
+    email: Optional[str] = None
+    phone: Optional[str] = None
+    credit_limit_minor: Optional[int] = None
+    intercompany: bool = False
+    branch: Optional[str] = None
+    salesperson: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceIssued:
+    event_id: str
+    debtor_id: str
+    invoice_id: str
+    issue_date: date
+    due_date: date
+    amount_minor: int
+    currency: str = "EUR"
+    payment_reference: Optional[str] = None  # betalingskenmerk or ISO 11649 RF reference
+
+
+@dataclass(frozen=True, slots=True)
+class CreditNoteIssued:
+    event_id: str
+    debtor_id: str
+    credit_note_id: str
+    invoice_id: str  # the credited invoice
+    issue_date: date
+    amount_minor: int
+    currency: str = "EUR"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentReceived:
+    """A booked incoming bank transaction, before it is matched to a debtor."""
+
+    event_id: str
+    transaction_id: str
+    booking_date: date
+    amount_minor: int
+    currency: str = "EUR"
+    payer_iban: Optional[str] = None
+    payer_name: Optional[str] = None
+    structured_reference: Optional[str] = None
+    unstructured_remittance: Optional[str] = None
+    end_to_end_id: Optional[str] = None
+    account_iban: Optional[str] = None  # the creditor's own account it was booked on
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeOpened:
+    event_id: str
+    debtor_id: str
+    dispute_id: str
+    invoice_id: str
+    opened_on: date
+    kind: str = "dispute"  # "dispute" or "complaint"
+    amount_minor: Optional[int] = None  # None: the whole open amount of the invoice
+    reason: Optional[str] = None
+    owner: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeResolved:
+    event_id: str
+    debtor_id: str
+    dispute_id: str
+    resolved_on: date
+    outcome: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
+class PromiseToPayMade:
+    event_id: str
+    debtor_id: str
+    promise_id: str
+    made_on: date
+    promised_date: date
+    amount_minor: int
+    currency: str = "EUR"
+    invoice_ids: tuple[str, ...] = ()  # empty: all of the debtor's open invoices
+
+
+@dataclass(frozen=True, slots=True)
+class CreditLimitSet:
+    event_id: str
+    debtor_id: str
+    amount_minor: int
+    currency: str = "EUR"
+    source: str = "own"  # "own" or "insurer"
+    effective_date: Optional[date] = None
+
+
+@dataclass(frozen=True, slots=True)
+class DayStarted:
+    """The business date advances. Published by ``dunning clock`` to every partition."""
+
+    event_id: str
+    business_date: date
+
+
+# --------------------------------------------------------------------------- internal hops
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceIssued:
+    """An invoice's payment reference, re-keyed by reference for the matcher."""
+
+    event_id: str
+    reference: str  # normalised: upper case, no spaces
+    debtor_id: str
+    invoice_id: str
+    currency: str = "EUR"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentMatched:
+    """A bank transaction matched to a debtor's invoice, re-keyed by debtor."""
+
+    event_id: str
+    debtor_id: str
+    invoice_id: str
+    transaction_id: str
+    booking_date: date
+    amount_minor: int
+    currency: str = "EUR"
+    method: str = "structured_reference"
+    payer_iban: Optional[str] = None
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True, slots=True)
+class ActionItem:
+    invoice_id: str
+    due_date: date
+    open_minor: int
+    days_overdue: int
+    payment_reference: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
+class DunningActionDue:
+    action_id: str
+    debtor_id: str
+    business_date: date
+    workflow: str
+    step: int  # 1-based position of the step in its workflow
+    step_name: str
+    channel: str  # email, sms, letter, call, collection
+    template: str
+    tone: str
+    language: str
+    debtor_name: str
+    debtor_kind: str
+    currency: str
+    total_minor: int
+    items: tuple[ActionItem, ...]
+    email: Optional[str] = None
+    phone: Optional[str] = None
+    collection_costs_minor: int = 0  # statutory (WIK) costs the message may name
+
+
+@dataclass(frozen=True, slots=True)
+class _LimitEvent:
+    event_id: str
+    debtor_id: str
+    business_date: Optional[date]
+    credit_limit_minor: int
+    exposure_minor: int
+    utilisation_bp: int  # basis points: 10000 = 100 %
+    currency: str
+    source: str  # "own" or "insurer"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitWarning(_LimitEvent):
+    """Utilisation reached the warning share of the limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class LimitBreached(_LimitEvent):
+    """Exposure went over the limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class LimitCleared(_LimitEvent):
+    """Back under the warning share."""
+
+
+@dataclass(frozen=True, slots=True)
+class _PromiseOutcome:
+    event_id: str
+    debtor_id: str
+    promise_id: str
+    promised_date: date
+    amount_minor: int
+    paid_minor: int
+    currency: str
+    business_date: Optional[date]
+
+
+@dataclass(frozen=True, slots=True)
+class PromiseKept(_PromiseOutcome):
+    """Paid in full by the promised date."""
+
+
+@dataclass(frozen=True, slots=True)
+class PromiseBroken(_PromiseOutcome):
+    """The promised date passed without full payment; dunning resumes."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentUnmatched:
+    event_id: str
+    transaction_id: str
+    booking_date: date
+    amount_minor: int
+    currency: str
+    reason: str
+    payer_iban: Optional[str] = None
+    payer_name: Optional[str] = None
+    structured_reference: Optional[str] = None
+    unstructured_remittance: Optional[str] = None
+    end_to_end_id: Optional[str] = None
+    debtor_id: Optional[str] = None  # set when the debtor is known but no open invoice fits
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotItem:
+    invoice_id: str
+    issue_date: date
+    due_date: date
+    amount_minor: int
+    paid_minor: int
+    credited_minor: int
+    disputed_minor: int
+    open_minor: int
+    dunning_step: int  # 0: no step fired yet
+    paused: Optional[str] = None  # "dispute", "promise" or None
+    payment_reference: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotDispute:
+    dispute_id: str
+    invoice_id: str
+    kind: str
+    amount_minor: int
+    opened_on: date
+    reason: Optional[str] = None
+    owner: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotPromise:
+    promise_id: str
+    made_on: date
+    promised_date: date
+    amount_minor: int
+    paid_minor: int
+    status: str  # "running", "kept", "broken"
+
+
+@dataclass(frozen=True, slots=True)
+class DebtorSnapshot:
+    event_id: str
+    debtor_id: str
+    version: int  # number of events applied; a projection keeps the highest
+    business_date: Optional[date]
+    name: str
+    kind: str
+    segment: str
+    workflow: Optional[str]
+    currency: str
+    balance_minor: int
+    overdue_minor: int
+    credit_minor: int  # unallocated payments and credit notes
+    aging_not_due_minor: int
+    aging_1_30_minor: int
+    aging_31_60_minor: int
+    aging_61_90_minor: int
+    aging_over_90_minor: int
+    credit_limit_minor: Optional[int]
+    utilisation_bp: Optional[int]
+    limit_state: str  # "none", "ok", "warning", "breached"
+    items: tuple[SnapshotItem, ...] = ()
+    disputes: tuple[SnapshotDispute, ...] = ()
+    promises: tuple[SnapshotPromise, ...] = ()
+    email: Optional[str] = None
+    phone: Optional[str] = None
+    branch: Optional[str] = None
+    salesperson: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    event_id: str
+    action_id: str
+    debtor_id: str
+    channel: str
+    status: str  # "sent", "recorded" (task created), "failed", "skipped"
+    attempted_at: datetime
+    detail: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    event_id: str
+    source_topic: str
+    partition: int
+    offset: int
+    reason: str
+    original_key: Optional[bytes]
+    original_value: bytes
+    failed_at: datetime
+
+
+InputEvent = Union[
+    DebtorRegistered,
+    InvoiceIssued,
+    CreditNoteIssued,
+    PaymentReceived,
+    DisputeOpened,
+    DisputeResolved,
+    PromiseToPayMade,
+    CreditLimitSet,
+    DayStarted,
+]
+
+LedgerEvent = Union[
+    DebtorRegistered,
+    InvoiceIssued,
+    CreditNoteIssued,
+    PaymentMatched,
+    DisputeOpened,
+    DisputeResolved,
+    PromiseToPayMade,
+    CreditLimitSet,
+    DayStarted,
+]
+
+OutputEvent = Union[
+    DunningActionDue,
+    LimitWarning,
+    LimitBreached,
+    LimitCleared,
+    PromiseKept,
+    PromiseBroken,
+    PaymentUnmatched,
+    DebtorSnapshot,
+    DeliveryResult,
+    ReferenceIssued,
+    PaymentMatched,
+]
+
+INPUT_TYPES = (
+    DebtorRegistered,
+    InvoiceIssued,
+    CreditNoteIssued,
+    PaymentReceived,
+    DisputeOpened,
+    DisputeResolved,
+    PromiseToPayMade,
+    CreditLimitSet,
+    DayStarted,
+)
+
+ALL_TYPES = INPUT_TYPES + (
+    ReferenceIssued,
+    PaymentMatched,
+    DunningActionDue,
+    LimitWarning,
+    LimitBreached,
+    LimitCleared,
+    PromiseKept,
+    PromiseBroken,
+    PaymentUnmatched,
+    DebtorSnapshot,
+    DeliveryResult,
+    DeadLetter,
+)
+
+# Nested record types, for codecs that convert to and from dicts.
+NESTED_TYPES = {
+    (DunningActionDue, "items"): ActionItem,
+    (DebtorSnapshot, "items"): SnapshotItem,
+    (DebtorSnapshot, "disputes"): SnapshotDispute,
+    (DebtorSnapshot, "promises"): SnapshotPromise,
+}
+
+EVENT_TYPES_BY_NAME = {cls.__name__: cls for cls in ALL_TYPES}
+
+
+class InvalidEvent(ValueError):
+    """An event that the core refuses: it goes to the dead-letter topic with this reason."""
+
+    def __init__(self, reason: str, field: str | None = None):
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.reason = reason
+        self.field = field
+

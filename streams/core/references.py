@@ -1,0 +1,67 @@
+"""Payment references: the Dutch betalingskenmerk and the ISO 11649 RF creditor reference.
+
+A reference is only trusted for automatic matching when its check digits validate.
+"""
+
+from __future__ import annotations
+
+from stdnum import iso11649
+
+_WEIGHTS = (2, 4, 8, 5, 10, 9, 7, 3, 6, 1)
+_LENGTH_CODES = {7: "7", 8: "8", 9: "9", 10: "0", 11: "1", 12: "2"}
+
+
+def normalise(reference: str) -> str:
+    """Upper case without spaces, dots or dashes: the form references are indexed in."""
+    return "".join(ch for ch in reference.upper() if ch.isalnum())
+
+
+def _check_digit(digits: str) -> int:
+    total = sum(int(d) * _WEIGHTS[i % 10] for i, d in enumerate(reversed(digits)))
+    check = 11 - total % 11
+    return {10: 1, 11: 0}.get(check, check)
+
+
+def is_valid_betalingskenmerk(reference: str) -> bool:
+    ref = normalise(reference)
+    if not ref.isdigit():
+        return False
+    if len(ref) == 7:
+        return True  # 7 digits carry no check digit
+    if len(ref) == 16:
+        return int(ref[0]) == _check_digit(ref[1:])
+    if 9 <= len(ref) <= 14:
+        length_code, rest = ref[1], ref[2:]
+        if _LENGTH_CODES.get(len(rest)) != length_code:
+            return False
+        return int(ref[0]) == _check_digit(ref[1:])
+    return False
+
+
+def betalingskenmerk_for(number: str) -> str:
+    """A betalingskenmerk for an invoice number of 7 to 12 digits (length code included)
+    or of 15 digits."""
+    if not number.isdigit():
+        raise ValueError(f"{number!r}: a betalingskenmerk holds digits only")
+    if len(number) == 15:
+        return f"{_check_digit(number)}{number}"
+    if len(number) in _LENGTH_CODES:
+        body = _LENGTH_CODES[len(number)] + number
+        return f"{_check_digit(body)}{body}"
+    raise ValueError(f"{number!r}: needs 7 to 12 or 15 digits")
+
+
+def is_valid_rf(reference: str) -> bool:
+    return iso11649.is_valid(reference)
+
+
+def rf_for(base: str) -> str:
+    """An ISO 11649 creditor reference (RF + check digits + base)."""
+    base = normalise(base)
+    check = iso11649.mod_97_10.calc_check_digits(base + "RF")
+    return f"RF{check}{base}"
+
+
+def is_valid_reference(reference: str) -> bool:
+    ref = normalise(reference)
+    return is_valid_rf(ref) if ref.startswith("RF") else is_valid_betalingskenmerk(ref)

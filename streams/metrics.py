@@ -1,0 +1,21 @@
+"""Prometheus metrics of the stream worker."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_IN = Counter("dunning_events_in_total", "Events consumed, by topic and type", ["topic", "type"])
+OUTPUTS = Counter("dunning_outputs_total", "Events produced, by type", ["type"])
+ACTIONS = Counter("dunning_actions_total", "Dunning actions emitted, by channel and step", ["channel", "step"])
+DEAD_LETTERS = Counter("dunning_dead_letters_total", "Events sent to the dead-letter topic", ["topic", "field"])
+BATCH_SECONDS = Histogram(
+    "dunning_batch_seconds", "Time to process one batch of events",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+EVENT_LAG_SECONDS = Histogram(
+    "dunning_event_lag_seconds", "From the record timestamp to its outputs being handed to the producer",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+OPEN_AMOUNT = Gauge("dunning_open_amount_minor", "Open amount of the debtors this worker owns", ["currency"])
+OVERDUE_AMOUNT = Gauge("dunning_overdue_amount_minor", "Overdue amount of the debtors this worker owns", ["currency"])
+DEBTORS = Gauge("dunning_debtors", "Debtors whose state this worker holds")

@@ -1,0 +1,88 @@
+"""Every Kafka topic of the platform: its name, its key and the record types it carries.
+
+Debtor-scoped topics share the debtor id as key and the same partition count, so one
+worker owns a debtor's whole state (co-partitioning). Producers must use the murmur2
+partitioner (the Java and aiokafka default) for keys to land where Faust expects them.
+Several record types share a topic; each is registered under the subject
+``<topic>-<namespace>.<RecordName>`` (Confluent's TopicRecordNameStrategy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.core import events as ev
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str  # what the key holds, for the docs
+    types: tuple[type, ...]
+    compacted: bool = False
+
+
+LEDGER = TopicSpec(
+    "dunning.ledger",
+    "debtor_id (DayStarted: one copy per partition)",
+    (
+        ev.DebtorRegistered,
+        ev.InvoiceIssued,
+        ev.CreditNoteIssued,
+        ev.DisputeOpened,
+        ev.DisputeResolved,
+        ev.PromiseToPayMade,
+        ev.CreditLimitSet,
+        ev.DayStarted,
+        ev.PaymentMatched,
+    ),
+)
+BANK = TopicSpec("dunning.bank-transactions", "transaction_id", (ev.PaymentReceived,))
+MATCHING = TopicSpec(
+    "dunning.matching", "normalised payment reference", (ev.ReferenceIssued, ev.PaymentReceived)
+)
+ACTIONS = TopicSpec("dunning.actions", "debtor_id", (ev.DunningActionDue,))
+ALERTS = TopicSpec(
+    "dunning.alerts",
+    "debtor_id",
+    (ev.LimitWarning, ev.LimitBreached, ev.LimitCleared, ev.PromiseKept, ev.PromiseBroken),
+)
+UNMATCHED = TopicSpec("dunning.payments-unmatched", "transaction_id", (ev.PaymentUnmatched,))
+SNAPSHOTS = TopicSpec("dunning.snapshots", "debtor_id", (ev.DebtorSnapshot,), compacted=True)
+DELIVERIES = TopicSpec("dunning.deliveries", "action_id", (ev.DeliveryResult,))
+DEAD_LETTERS = TopicSpec("dunning.dead-letters", "the original key", (ev.DeadLetter,))
+
+ALL = (LEDGER, BANK, MATCHING, ACTIONS, ALERTS, UNMATCHED, SNAPSHOTS, DELIVERIES, DEAD_LETTERS)
+
+# Where the core's outputs go.
+OUTPUT_TOPIC = {
+    ev.DunningActionDue: ACTIONS,
+    ev.LimitWarning: ALERTS,
+    ev.LimitBreached: ALERTS,
+    ev.LimitCleared: ALERTS,
+    ev.PromiseKept: ALERTS,
+    ev.PromiseBroken: ALERTS,
+    ev.PaymentUnmatched: UNMATCHED,
+    ev.DebtorSnapshot: SNAPSHOTS,
+    ev.DeliveryResult: DELIVERIES,
+    ev.ReferenceIssued: MATCHING,
+    ev.PaymentMatched: LEDGER,
+    ev.DeadLetter: DEAD_LETTERS,
+}
+
+# Where integrators publish each input type.
+INPUT_TOPIC = {cls: LEDGER for cls in LEDGER.types if cls is not ev.PaymentMatched}
+INPUT_TOPIC[ev.PaymentReceived] = BANK
+
+
+def key_of(event: object) -> str | None:
+    """The record key for an event on its topic."""
+    if isinstance(event, ev.ReferenceIssued):
+        return event.reference
+    if isinstance(event, (ev.PaymentReceived, ev.PaymentUnmatched)):
+        return event.transaction_id
+    if isinstance(event, ev.DeliveryResult):
+        return event.action_id
+    if isinstance(event, ev.DayStarted):
+        return None
+    return getattr(event, "debtor_id", None)

@@ -1,0 +1,624 @@
+"""The debtor ledger as a specification: events in, state and outputs out.
+
+Every scenario uses the sample policy (dunning/samples/policy.yaml). Day 0 is a Monday;
+``day(n)`` is n days later. The B2B ``business`` workflow: pre-due at -3, first reminder
+at +1, second at +14, call at +21, final notice at +30, collection at +60, minimum 25.00.
+The B2C ``consumer`` workflow: pre-due at -3, first reminder at +3, SMS at +10, the
+14-day letter at +17 (with collection costs), collection at +40, minimum 5.00.
+"""
+
+from dataclasses import replace
+
+import pytest
+
+from scenario import Scenario, actions, day, of_type, steps_by_date
+from streams.core import events as ev
+from streams.core.dunning import action_id_for
+from streams.core.references import betalingskenmerk_for, rf_for
+from streams.core.snapshot import snapshot
+
+REFERENCE = betalingskenmerk_for("12345678")  # 4812345678
+
+
+def business_debtor(**fields) -> Scenario:
+    s = Scenario()
+    s.register("B2B", **fields)
+    s.tick(day(0))
+    return s
+
+
+def consumer_debtor() -> Scenario:
+    s = Scenario()
+    s.register("B2C", language="en")
+    s.tick(day(0))
+    return s
+
+
+def snap(s: Scenario) -> ev.DebtorSnapshot:
+    return snapshot(s.state, s.policy)
+
+
+# --------------------------------------------------------------------------- the workflow in time
+
+
+def test_overdue_invoice_walks_the_workflow_on_the_right_days():
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=10_000)
+
+    fired = steps_by_date(s.run_until(day(44)))
+
+    assert fired == {
+        day(11): ["pre-due"],
+        day(15): ["first reminder"],
+        day(28): ["second reminder"],
+        day(35): ["call"],
+        day(44): ["final notice"],
+    }
+
+
+def test_first_reminder_names_the_invoice_and_how_to_reach_the_debtor():
+    s = business_debtor(name="Buyer BV", email="ap@buyer.example", phone="+31201234567")
+    s.invoice("INV-1", due=day(14), amount_minor=10_000, reference=REFERENCE)
+    s.run_until(day(14))
+
+    (action,) = s.tick(day(15))
+
+    assert action == ev.DunningActionDue(
+        action_id=action_id_for("D1", "business", 2, ["INV-1"]),
+        debtor_id="D1",
+        business_date=day(15),
+        workflow="business",
+        step=2,
+        step_name="first reminder",
+        channel="email",
+        template="first_reminder",
+        tone="neutral",
+        language="nl",
+        debtor_name="Buyer BV",
+        debtor_kind="B2B",
+        currency="EUR",
+        total_minor=10_000,
+        items=(ev.ActionItem("INV-1", day(14), 10_000, 1, REFERENCE),),
+        email="ap@buyer.example",
+        phone="+31201234567",
+        collection_costs_minor=0,
+    )
+
+
+def test_pre_due_reminder_fires_three_days_before_the_due_date():
+    s = consumer_debtor()
+    s.invoice("INV-1", due=day(10), amount_minor=1_000)
+
+    by_date = s.run_until(day(9))
+
+    (action,) = actions(by_date[day(7)])
+    assert (action.step, action.step_name, action.tone, action.language) == (1, "pre-due", "friendly", "en")
+    assert action.items[0].days_overdue == -3
+    assert list(by_date) == [day(7)]
+
+
+def test_no_pre_due_reminder_for_an_invoice_booked_after_its_due_date():
+    s = business_debtor()
+    s.run_until(day(20))
+
+    emitted = s.invoice("INV-1", due=day(14), amount_minor=10_000)
+
+    assert [a.step_name for a in actions(emitted)] == ["first reminder"]
+
+
+def test_late_imported_invoice_walks_one_step_a_day_without_skipping_the_letter():
+    s = Scenario()
+    s.register("B2C")
+    s.tick(day(50))
+
+    emitted = s.invoice("INV-1", due=day(0), amount_minor=10_000)
+    fired = steps_by_date(s.run_until(day(60)))
+
+    assert [(a.step, a.step_name) for a in actions(emitted)] == [(2, "first reminder")]
+    assert fired == {day(51): ["sms"], day(52): ["14-day letter"], day(53): ["collection"]}
+
+
+def test_invoices_at_the_same_step_share_one_action_with_a_deterministic_id():
+    def run() -> list[ev.DunningActionDue]:
+        s = business_debtor()
+        s.invoice("INV-B", due=day(14), amount_minor=4_000)
+        s.invoice("INV-A", due=day(14), amount_minor=6_000)
+        s.run_until(day(15))
+        return actions(s.outputs)
+
+    pre_due, first = run()
+
+    assert (pre_due.step_name, first.step_name) == ("pre-due", "first reminder")
+    assert [i.invoice_id for i in first.items] == ["INV-A", "INV-B"]
+    assert first.total_minor == 10_000
+    assert first.action_id == action_id_for("D1", "business", 2, ["INV-B", "INV-A"])
+    assert first.action_id != pre_due.action_id
+    assert [a.action_id for a in run()] == [pre_due.action_id, first.action_id]
+
+
+def test_invoices_at_different_steps_get_separate_actions():
+    s = business_debtor()
+    s.invoice("INV-OLD", due=day(1), amount_minor=5_000)
+    s.invoice("INV-NEW", due=day(14), amount_minor=5_000)
+
+    fired = steps_by_date(s.run_until(day(15)))
+
+    assert fired[day(15)] == ["first reminder", "second reminder"]
+    first, second = actions(s.outputs[-2:])
+    assert [i.invoice_id for i in first.items] == ["INV-NEW"]
+    assert [i.invoice_id for i in second.items] == ["INV-OLD"]
+
+
+def test_action_below_minimum_amount_waits_until_enough_is_open():
+    s = business_debtor()
+    s.invoice("INV-A", due=day(14), amount_minor=2_000)  # below the 25.00 minimum
+
+    assert s.run_until(day(12)) == {}
+    assert s.state.item("INV-A").dunning_step == 0
+
+    (pre_due,) = actions(s.invoice("INV-B", due=day(14), amount_minor=1_000))
+    assert pre_due.step_name == "pre-due"
+    assert [i.invoice_id for i in pre_due.items] == ["INV-A", "INV-B"]
+    assert pre_due.total_minor == 3_000
+
+
+def test_small_invoice_alone_is_never_dunned():
+    s = business_debtor()
+    s.invoice("INV-A", due=day(14), amount_minor=2_499)
+
+    assert actions(s.outputs) == []
+    assert s.run_until(day(100)) == {}
+
+
+# --------------------------------------------------------------------------- money in
+
+
+def test_payment_by_reference_stops_further_reminders():
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=10_000, reference=REFERENCE)
+    s.run_until(day(15))
+
+    emitted = s.pay_by_reference("4812 345 678", 10_000, on=day(16))
+
+    (matched,) = of_type(emitted, ev.PaymentMatched)
+    assert (matched.debtor_id, matched.invoice_id, matched.amount_minor) == ("D1", "INV-1", 10_000)
+    assert s.state.balance_minor == 0
+    assert s.run_until(day(100)) == {}
+
+
+def test_partial_payment_leaves_the_rest_dunned():
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=10_000, reference=REFERENCE)
+    s.run_until(day(20))
+
+    s.pay_by_reference(REFERENCE, 4_000, on=day(20))
+    (second,) = actions(s.run_until(day(28))[day(28)])
+
+    assert second.step_name == "second reminder"
+    assert second.total_minor == 6_000
+    assert second.items[0].open_minor == 6_000
+    assert s.state.balance_minor == 6_000
+
+
+def test_overpayment_becomes_credit_and_the_balance_goes_negative():
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=10_000, reference=REFERENCE)
+
+    s.pay_by_reference(REFERENCE, 12_000, on=day(5))
+
+    assert s.state.item("INV-1").open_minor == 0
+    assert s.state.credit_minor == 2_000
+    assert s.state.balance_minor == -2_000
+    summary = snap(s)
+    assert (summary.balance_minor, summary.credit_minor, summary.items) == (-2_000, 2_000, ())
+    assert s.run_until(day(100)) == {}
+
+
+def test_credit_note_lowers_the_open_amount_and_any_excess_becomes_credit():
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=10_000)
+
+    s.credit_note("INV-1", 3_000, on=day(2))
+    (pre_due,) = actions(s.run_until(day(11))[day(11)])
+    assert pre_due.total_minor == 7_000
+
+    s.credit_note("INV-1", 9_000, on=day(12))
+    assert (s.state.item("INV-1").credited_minor, s.state.credit_minor, s.state.balance_minor) == (10_000, 2_000, -2_000)
+    assert s.run_until(day(100)) == {}
+
+
+def test_credit_note_for_an_unknown_invoice_is_refused():
+    s = business_debtor()
+    with pytest.raises(ev.InvalidEvent) as refused:
+        s.credit_note("INV-404", 1_000, on=day(1))
+    assert refused.value.field == "invoice_id"
+
+
+# --------------------------------------------------------------------------- disputes
+
+
+def test_dispute_pauses_only_the_disputed_invoice():
+    s = business_debtor()
+    s.invoice("INV-A", due=day(14), amount_minor=6_000)
+    s.invoice("INV-B", due=day(14), amount_minor=4_000)
+    s.dispute("DSP-1", "INV-A", on=day(5))
+
+    by_date = s.run_until(day(15))
+
+    assert [[i.invoice_id for i in a.items] for out in by_date.values() for a in actions(out)] == [["INV-B"], ["INV-B"]]
+    paused = {i.invoice_id: i.paused for i in snap(s).items}
+    assert paused == {"INV-A": "dispute", "INV-B": None}
+
+
+def test_partial_dispute_leaves_the_undisputed_part_dunned():
+    s = business_debtor()
+    s.invoice("INV-A", due=day(14), amount_minor=6_000)
+    s.invoice("INV-B", due=day(14), amount_minor=4_000)
+    s.dispute("DSP-1", "INV-A", on=day(5), amount_minor=2_500)
+
+    (pre_due,) = actions(s.run_until(day(11))[day(11)])
+
+    assert {i.invoice_id: i.open_minor for i in pre_due.items} == {"INV-A": 3_500, "INV-B": 4_000}
+    assert pre_due.total_minor == s.state.open_total_minor - 2_500 == 7_500
+    assert s.state.balance_minor == 10_000  # a dispute does not change what is owed
+
+
+def test_resolving_a_dispute_resumes_dunning():
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=10_000)
+    s.dispute("DSP-1", "INV-1", on=day(5))
+    assert s.run_until(day(40)) == {}
+
+    emitted = s.resolve("DSP-1", on=day(40))
+    fired = steps_by_date(s.run_until(day(42)))
+
+    assert [a.step_name for a in actions(emitted)] == ["first reminder"]
+    assert fired == {day(41): ["second reminder"], day(42): ["call"]}
+
+
+def test_a_resolved_dispute_redelivered_does_not_open_again():
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=10_000)
+    s.dispute("DSP-1", "INV-1", on=day(5))
+    s.resolve("DSP-1", on=day(6))
+
+    assert s.dispute("DSP-1", "INV-1", on=day(5)) == []  # the same DisputeOpened, again
+
+    assert s.state.disputes == ()
+    assert steps_by_date(s.run_until(day(11))) == {day(11): ["pre-due"]}
+
+
+# --------------------------------------------------------------------------- promises to pay
+
+
+def promised_debtor() -> Scenario:
+    """First reminder sent on day 15, then a promise to pay everything by day 30."""
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=10_000, reference=REFERENCE)
+    s.run_until(day(15))
+    s.promise("PTP-1", made_on=day(15), promised=day(30), amount_minor=10_000)
+    return s
+
+
+def test_promise_pauses_dunning_and_is_kept_when_paid():
+    s = promised_debtor()
+    assert s.run_until(day(29)) == {}
+
+    emitted = s.pay_by_reference(REFERENCE, 10_000, on=day(29))
+
+    (kept,) = of_type(emitted, ev.PromiseKept)
+    assert (kept.promise_id, kept.paid_minor, kept.promised_date, kept.business_date) == (
+        "PTP-1",
+        10_000,
+        day(30),
+        day(29),
+    )
+    later = [o for out in s.run_until(day(60)).values() for o in out]
+    assert actions(later) == [] and of_type(later, ev.PromiseBroken) == []
+
+
+def test_promise_not_paid_is_broken_the_day_after_and_dunning_resumes():
+    s = promised_debtor()
+    s.pay_by_reference(REFERENCE, 4_000, on=day(20))
+    assert s.run_until(day(30)) == {}
+
+    broken, action = s.tick(day(31))
+
+    assert isinstance(broken, ev.PromiseBroken)
+    assert (broken.promise_id, broken.paid_minor, broken.amount_minor, broken.business_date) == (
+        "PTP-1",
+        4_000,
+        10_000,
+        day(31),
+    )
+    assert (action.step_name, action.total_minor) == ("second reminder", 6_000)
+    assert [p.status for p in snap(s).promises] == ["broken"]
+
+
+def test_promise_for_one_invoice_leaves_the_others_dunned():
+    s = business_debtor()
+    s.invoice("INV-A", due=day(14), amount_minor=6_000)
+    s.invoice("INV-B", due=day(14), amount_minor=4_000)
+    s.promise("PTP-1", made_on=day(1), promised=day(30), amount_minor=6_000, invoice_ids=("INV-A",))
+
+    by_date = s.run_until(day(15))
+
+    assert [[i.invoice_id for i in a.items] for out in by_date.values() for a in actions(out)] == [["INV-B"], ["INV-B"]]
+    assert {i.invoice_id: i.paused for i in snap(s).items} == {"INV-A": "promise", "INV-B": None}
+
+
+# --------------------------------------------------------------------------- credit limit
+
+
+def test_limit_warns_at_ninety_percent_breaches_above_and_clears_back_under():
+    s = business_debtor()
+    s.limit(10_000)
+
+    assert of_type(s.invoice("INV-A", due=day(60), amount_minor=8_000), ev.LimitWarning) == []
+    (warning,) = of_type(s.invoice("INV-B", due=day(60), amount_minor=1_000), ev.LimitWarning)
+    (breach,) = of_type(s.invoice("INV-C", due=day(60), amount_minor=1_500), ev.LimitBreached)
+    (cleared,) = of_type(s.pay("INV-A", 3_000, on=day(3)), ev.LimitCleared)
+
+    assert (warning.utilisation_bp, warning.exposure_minor, warning.credit_limit_minor) == (9_000, 9_000, 10_000)
+    assert (breach.utilisation_bp, breach.exposure_minor) == (10_500, 10_500)
+    assert (cleared.utilisation_bp, cleared.exposure_minor) == (7_500, 7_500)
+    assert len({warning.event_id, breach.event_id, cleared.event_id}) == 3
+    assert snap(s).limit_state == "ok"
+
+
+def test_exactly_at_the_limit_is_a_warning_not_a_breach():
+    s = business_debtor(credit_limit_minor=10_000)
+    emitted = s.invoice("INV-A", due=day(60), amount_minor=10_000)
+    assert [type(o) for o in emitted if not isinstance(o, ev.DunningActionDue)] == [ev.LimitWarning]
+    assert s.state.limit_state == "warning"
+
+
+def test_insurer_limit_lowered_under_the_exposure_is_a_breach():
+    s = business_debtor()
+    s.invoice("INV-A", due=day(60), amount_minor=8_000)
+    (breach,) = s.limit(5_000, source="insurer")
+    assert isinstance(breach, ev.LimitBreached)
+    assert (breach.source, breach.utilisation_bp) == ("insurer", 16_000)
+
+
+# --------------------------------------------------------------------------- who is dunned and for what
+
+
+def test_intercompany_debtor_is_never_dunned():
+    s = business_debtor(intercompany=True)
+    s.invoice("INV-1", due=day(14), amount_minor=1_000_000)
+
+    assert s.run_until(day(200)) == {}
+    assert snap(s).workflow is None
+    assert snap(s).overdue_minor == 1_000_000
+
+
+def test_consumer_letter_names_collection_costs_on_the_total():
+    s = consumer_debtor()
+    s.invoice("INV-A", due=day(14), amount_minor=200_000)
+    s.invoice("INV-B", due=day(14), amount_minor=100_000)
+
+    fired = s.run_until(day(31))
+
+    all_actions = [a for out in fired.values() for a in actions(out)]
+    assert [a.step_name for a in all_actions] == ["pre-due", "first reminder", "sms", "14-day letter"]
+    letter = all_actions[-1]
+    assert (letter.business_date, letter.channel, letter.total_minor) == (day(31), "letter", 300_000)
+    assert letter.collection_costs_minor == 42_500  # WIK on 3,000.00, not 300.00 + 150.00
+    assert [a.collection_costs_minor for a in all_actions[:-1]] == [0, 0, 0]
+
+
+def test_consumer_letter_costs_follow_a_partial_payment():
+    s = consumer_debtor()
+    s.invoice("INV-A", due=day(14), amount_minor=200_000)
+    s.run_until(day(25))
+    s.pay("INV-A", 50_000, on=day(25))
+
+    (letter,) = actions(s.run_until(day(31))[day(31)])
+    assert (letter.total_minor, letter.collection_costs_minor) == (150_000, 22_500)
+
+
+# --------------------------------------------------------------------------- refused events
+
+
+def refused(s: Scenario, event) -> ev.InvalidEvent:
+    before = s.state
+    with pytest.raises(ev.InvalidEvent) as raised:
+        s.feed(event)
+    assert s.state is before  # a refused event changes nothing
+    return raised.value
+
+
+def test_event_for_an_unregistered_debtor_is_refused():
+    s = Scenario()
+    assert refused(s, s.invoice_event("INV-1", day(14), 1_000)).field == "debtor_id"
+
+
+def test_event_for_another_debtor_is_refused():
+    s = business_debtor()
+    other = replace(s.invoice_event("INV-1", day(14), 1_000), debtor_id="D2")
+    assert refused(s, other).field == "debtor_id"
+
+
+@pytest.mark.parametrize("amount", [0, -1_000])
+def test_amounts_that_are_not_positive_are_refused(amount):
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=10_000)
+    assert refused(s, s.invoice_event("INV-2", day(14), amount)).field == "amount_minor"
+    note = ev.CreditNoteIssued("cn", "D1", "CN-1", "INV-1", day(1), amount)
+    assert refused(s, note).field == "amount_minor"
+    payment = ev.PaymentMatched("pay", "D1", "INV-1", "TX-1", day(1), amount)
+    assert refused(s, payment).field == "amount_minor"
+    promise = ev.PromiseToPayMade("ptp", "D1", "PTP-1", day(1), day(5), amount)
+    assert refused(s, promise).field == "amount_minor"
+
+
+def test_currency_other_than_the_debtors_is_refused():
+    s = business_debtor()
+    assert refused(s, s.invoice_event("INV-1", day(14), 1_000, currency="USD")).field == "currency"
+    assert refused(s, ev.CreditLimitSet("lim", "D1", 5_000, currency="GBP")).field == "currency"
+
+
+def test_debtor_currency_cannot_change_while_items_are_open():
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=1_000)
+    change = ev.DebtorRegistered("reg-2", "D1", "Buyer BV", "B2B", currency="USD")
+    assert refused(s, change).field == "currency"
+
+
+def test_same_invoice_again_is_a_no_op_and_different_content_is_refused():
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=10_000, reference=REFERENCE)
+    before = s.state
+
+    assert s.feed(s.invoice_event("INV-1", day(14), 10_000, reference="4812 345 678")) == []
+    assert s.state is before
+    assert refused(s, s.invoice_event("INV-1", day(14), 10_001, reference=REFERENCE)).field == "invoice_id"
+    assert refused(s, s.invoice_event("INV-1", day(15), 10_000, reference=REFERENCE)).field == "invoice_id"
+
+
+def test_due_date_before_issue_date_is_refused():
+    s = business_debtor()
+    assert refused(s, s.invoice_event("INV-1", due=day(1), amount_minor=1_000, issued=day(2))).field == "due_date"
+
+
+def test_promise_dated_before_it_was_made_is_refused():
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=1_000)
+    promise = ev.PromiseToPayMade("ptp", "D1", "PTP-1", made_on=day(5), promised_date=day(4), amount_minor=1_000)
+    assert refused(s, promise).field == "promised_date"
+
+
+def test_dispute_of_unknown_kind_or_invoice_is_refused():
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=1_000)
+    assert refused(s, ev.DisputeOpened("d1", "D1", "DSP-1", "INV-404", day(1))).field == "invoice_id"
+    assert refused(s, ev.DisputeOpened("d2", "D1", "DSP-2", "INV-1", day(1), kind="rant")).field == "kind"
+
+
+# --------------------------------------------------------------------------- time and redelivery
+
+
+def test_repeated_or_earlier_day_is_a_no_op():
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=10_000)
+    s.tick(day(11))
+    before = s.state
+
+    assert s.tick(day(11)) == []
+    assert s.tick(day(3)) == []
+    assert s.state is before
+
+
+def test_redelivered_bank_transaction_is_booked_once():
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=10_000, reference=REFERENCE)
+    payment = ev.PaymentReceived("bank-1", "TX-1", day(3), 4_000, structured_reference=REFERENCE)
+
+    s.feed(payment)
+    s.feed(payment)
+
+    assert s.state.balance_minor == 6_000
+
+
+def test_redelivered_registration_does_not_undo_a_later_limit():
+    s = Scenario()
+    registration = ev.DebtorRegistered("reg-1", "D1", "Buyer BV", "B2B", credit_limit_minor=50_000)
+    s.feed(registration)
+    s.limit(10_000)
+
+    s.feed(registration)
+
+    assert s.state.credit_limit_minor == 10_000
+
+
+def test_limit_set_before_the_first_day_is_still_recognised_when_redelivered():
+    s = Scenario()
+    s.register("B2B")
+    first_limit = ev.CreditLimitSet("lim-1", "D1", 50_000)
+    s.feed(first_limit)
+    s.tick(day(0))
+    s.limit(10_000)
+
+    s.feed(first_limit)
+
+    assert s.state.credit_limit_minor == 10_000
+
+
+def test_old_payment_imported_late_is_still_recognised_when_redelivered():
+    s = business_debtor()
+    s.run_until(day(200))
+    s.invoice("INV-1", due=day(210), amount_minor=10_000)
+    late = ev.PaymentMatched("pay-old", "D1", "INV-1", "TX-1", booking_date=day(0), amount_minor=4_000)
+    s.feed(late)
+    s.tick(day(201))
+
+    s.feed(late)
+
+    assert s.state.balance_minor == 6_000
+
+
+def test_settled_promise_redelivered_does_not_run_again():
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=10_000)
+    promises = [
+        ev.PromiseToPayMade(f"ptp-{n}", "D1", f"PTP-{n}", day(n), day(n), 100) for n in range(1, 8)
+    ]
+    for n, promise in enumerate(promises, start=1):
+        s.tick(day(n))
+        s.feed(promise)
+    s.tick(day(9))  # all seven broken; only the last five are kept
+    assert [p.promise_id for p in s.state.promises] == [f"PTP-{n}" for n in range(3, 8)]
+
+    assert s.feed(promises[0]) == []
+    assert all(p.status == "broken" for p in s.state.promises)
+
+
+# --------------------------------------------------------------------------- payment matching
+
+
+def matched_debtor() -> Scenario:
+    s = business_debtor()
+    s.invoice("INV-1", due=day(14), amount_minor=10_000, reference=REFERENCE)
+    s.invoice("INV-2", due=day(14), amount_minor=5_000, reference=rf_for("539007547034"))
+    return s
+
+
+def test_valid_reference_matches_its_invoice():
+    s = matched_debtor()
+    (matched, *_) = s.pay_by_reference("rf18 5390 0754 7034", 5_000, on=day(3))
+    assert matched == ev.PaymentMatched(
+        event_id=matched.event_id,
+        debtor_id="D1",
+        invoice_id="INV-2",
+        transaction_id=matched.transaction_id,
+        booking_date=day(3),
+        amount_minor=5_000,
+        currency="EUR",
+        method="structured_reference",
+    )
+    assert s.state.item("INV-2").open_minor == 0
+
+
+@pytest.mark.parametrize(
+    "reference, currency, amount, reason, debtor_id",
+    [
+        ("4812345679", "EUR", 10_000, "structured reference 4812345679 fails its check digits", None),
+        ("RF19539007547034", "EUR", 5_000, "structured reference RF19539007547034 fails its check digits", None),
+        (rf_for("1234"), "EUR", 10_000, f"no invoice carries reference {rf_for('1234')}", None),
+        (None, "EUR", 10_000, "no structured payment reference", None),
+        ("  ", "EUR", 10_000, "no structured payment reference", None),
+        (REFERENCE, "USD", 10_000, "currency USD differs from invoice currency EUR", "D1"),
+        (REFERENCE, "EUR", -10_000, "not an incoming payment (amount is not positive)", None),
+    ],
+)
+def test_payment_that_cannot_be_matched_with_confidence_is_unmatched(reference, currency, amount, reason, debtor_id):
+    s = matched_debtor()
+    before = s.state
+
+    (unmatched,) = s.pay_by_reference(reference, amount, on=day(3), currency=currency)
+
+    assert isinstance(unmatched, ev.PaymentUnmatched)
+    assert (unmatched.reason, unmatched.debtor_id, unmatched.amount_minor) == (reason, debtor_id, amount)
+    assert unmatched.structured_reference == reference
+    assert s.state is before
