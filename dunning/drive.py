@@ -9,36 +9,39 @@ of the worker.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from connectors.publisher import Publisher
 from dunning.sample_ledger import Day
 from dunning.watch import TopicWatcher
 from streams.core import events as ev
 
 
-def drive(publisher: Publisher, watcher: TopicWatcher, days: list[Day], timeout: float = 60.0) -> None:
-    references = 0
-    payments = 0
-    for day in days:
+def drive(publisher: Publisher, watcher: TopicWatcher, days: list[Day], timeout: float = 60.0,
+          before_day: Callable[[int], None] | None = None) -> None:
+    referenced: set[str] = set()  # invoice ids whose payment reference the matcher must know
+    for index, day in enumerate(days):
+        if before_day:
+            before_day(index)
         publisher.publish(day.tick)
         for event in day.ledger:
             publisher.publish(event)
             if isinstance(event, ev.InvoiceIssued) and event.payment_reference:
-                references += 1
+                referenced.add(event.invoice_id)
         publisher.flush()
         if not day.payments:
             continue
-        expected_refs = references
-        watcher.wait_for(lambda w: len(w.events("ReferenceIssued")) >= expected_refs, timeout,
-                         f"{expected_refs} payment references indexed")
+        expected_refs = set(referenced)
+        watcher.wait_for(lambda w: expected_refs <= {e.invoice_id for e in w.events("ReferenceIssued")},
+                         timeout, f"{len(expected_refs)} payment references indexed")
         for payment in day.payments:
             publisher.publish(payment)
         publisher.flush()
-        payments += len(day.payments)
-        expected = payments
+        paid = {p.transaction_id for p in day.payments}
         watcher.wait_for(
-            lambda w: len({e.transaction_id for e in w.events("PaymentMatched")})
-            + len({e.transaction_id for e in w.events("PaymentUnmatched")}) >= expected,
-            timeout, f"{expected} payments matched or reported unmatched",
+            lambda w: paid <= {e.transaction_id for e in w.events("PaymentMatched")}
+            | {e.transaction_id for e in w.events("PaymentUnmatched")},
+            timeout, f"{len(paid)} payments of {day.date} matched or reported unmatched",
         )
 
 
@@ -48,3 +51,4 @@ def wait_until_day_done(watcher: TopicWatcher, debtor_ids: set[str], day, timeou
         latest = {s.debtor_id for s in w.events("DebtorSnapshot") if s.business_date and s.business_date >= day}
         return debtor_ids <= latest
     watcher.wait_for(done, timeout, f"snapshots of {len(debtor_ids)} debtors for {day}")
+    watcher.wait_caught_up(timeout)  # and whatever else was produced before them

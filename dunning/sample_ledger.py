@@ -121,7 +121,7 @@ def sample_days(start: date = START, days: int = DAYS, seed: int = 7) -> list[Da
 
     # One dispute on a consumer invoice, resolved in favour of the creditor after six weeks.
     disputed = invoices_by_debtor["D002"][0]
-    opened = (disputed.due_date - start).days + 4
+    opened = min((disputed.due_date - start).days + 4, days - 1)
     timeline[opened].ledger.append(
         ev.DisputeOpened(event_id="dsp-1-open", debtor_id="D002", dispute_id="DSP-1", invoice_id=disputed.invoice_id,
                          opened_on=timeline[opened].date, kind="dispute", reason="Product niet geleverd", owner="Anouk")
@@ -137,6 +137,8 @@ def sample_days(start: date = START, days: int = DAYS, seed: int = 7) -> list[Da
         invoice = invoices_by_debtor[debtor_id][0]
         made = (invoice.due_date - start).days + 5
         promised = made + 10
+        if promised >= days:
+            continue  # a short timeline ends before this story does
         timeline[made].ledger.append(
             ev.PromiseToPayMade(event_id=f"ptp-{debtor_id}", debtor_id=debtor_id, promise_id=f"PTP-{debtor_id}",
                                 made_on=timeline[made].date, promised_date=timeline[promised].date,
@@ -149,8 +151,8 @@ def sample_days(start: date = START, days: int = DAYS, seed: int = 7) -> list[Da
             pay(invoice, promised - 1)
 
     # A payment whose reference matches no invoice: it must surface as unmatched.
-    timeline[45].payments.append(
-        ev.PaymentReceived(event_id="bank-tx-mystery", transaction_id="tx-mystery", booking_date=timeline[45].date,
+    timeline[min(45, days - 1)].payments.append(
+        ev.PaymentReceived(event_id="bank-tx-mystery", transaction_id="tx-mystery", booking_date=timeline[min(45, days - 1)].date,
                            amount_minor=123_45, payer_iban="NL02RABO0123456789", payer_name="Onbekend",
                            structured_reference=betalingskenmerk_for("99999999"),
                            unstructured_remittance="betaling")

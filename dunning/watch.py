@@ -26,14 +26,14 @@ class TopicWatcher:
         self._callback = seen
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "dunning-watch",
-                                   "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        config = {"bootstrap.servers": bootstrap, "group.id": "dunning-watch",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+        self._consumer = Consumer(config)
+        self._probe = Consumer(config)  # asks for end offsets while the reader thread reads
         metadata = self._consumer.list_topics(timeout=10)
-        self._consumer.assign([
-            TopicPartition(name, p, OFFSET_BEGINNING)
-            for name in topic_names
-            for p in metadata.topics[name].partitions
-        ])
+        self._partitions = [(name, p) for name in topic_names for p in metadata.topics[name].partitions]
+        self._consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for name, p in self._partitions])
+        self._next_offset: dict[tuple[str, int], int] = {}
         self._thread = threading.Thread(target=self._run, name="topic-watcher", daemon=True)
 
     def start(self) -> "TopicWatcher":
@@ -48,13 +48,17 @@ class TopicWatcher:
                 try:
                     event = self.codec.decode(message.value())
                 except DecodeError:
+                    with self._lock:
+                        self._next_offset[(message.topic(), message.partition())] = message.offset() + 1
                     continue
                 received = time.time()
                 with self._lock:
                     self.by_type[type(event).__name__].append(event)
+                    self._next_offset[(message.topic(), message.partition())] = message.offset() + 1
                 if self._callback:
                     self._callback(event, received)
         self._consumer.close()
+        self._probe.close()
 
     def events(self, type_name: str) -> list:
         with self._lock:
@@ -66,6 +70,16 @@ class TopicWatcher:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
             time.sleep(0.02)
+
+    def wait_caught_up(self, timeout: float = 30.0) -> None:
+        """Wait until everything on the watched topics as of now has been read."""
+        ends = {tp: self._probe.get_watermark_offsets(TopicPartition(*tp), timeout=10)[1] for tp in self._partitions}
+
+        def caught_up(_) -> bool:
+            with self._lock:
+                return all(self._next_offset.get(tp, 0) >= end for tp, end in ends.items() if end > 0)
+
+        self.wait_for(caught_up, timeout, "the watched topics to be read to their end")
 
     def stop(self) -> None:
         self._stop.set()

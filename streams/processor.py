@@ -132,7 +132,8 @@ class LedgerProcessor(_Base):
             if event is None:
                 continue
             if isinstance(event, ev.DayStarted):
-                for key in keys():
+                # Debtors stored before this batch, and those this batch created so far.
+                for key in set(keys()).union(states):
                     if partition_of(key, self.partitions) == record.partition:
                         self._apply(result, states, state_of(key), key, event, record)
                 continue

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scenario import sample_policy
+from tests.scenario import sample_policy
 from streams.core import events as ev
 from streams.core.pipeline import Pipeline
 from streams.core.references import betalingskenmerk_for, rf_for

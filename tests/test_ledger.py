@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from scenario import Scenario, actions, day, of_type, steps_by_date
+from tests.scenario import Scenario, actions, day, of_type, steps_by_date
 from streams.core import events as ev
 from streams.core.dunning import action_id_for
 from streams.core.references import betalingskenmerk_for, rf_for

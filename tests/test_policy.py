@@ -6,7 +6,7 @@ import copy
 import pytest
 import yaml
 
-from scenario import SAMPLE_POLICY, sample_policy
+from tests.scenario import SAMPLE_POLICY, sample_policy
 from streams.core.policy import PolicyError, policy_from_dict, policy_from_yaml
 from streams.core.state import Debtor
 

@@ -18,6 +18,7 @@ from projections import queries
 from projections.db import alembic_config, database_url_from_env, make_engine, migrate
 from projections.models import Action, Base, Debtor, Dispute, OpenItem, Promise, Task
 from projections.projector import Projector
+from tests.support import postgres_database
 from streams.core import events as ev
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -29,16 +30,8 @@ DAY = date(2024, 3, 1)
 @pytest.fixture(scope="session")
 def postgres_url():
     """A throw-away PostgreSQL database for this test run, dropped at the end."""
-    name = f"dunning_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+
+from tests.support import CollectingHandler, free_port, start_smtp
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from jinja2 import DictLoader, UndefinedError
 from prometheus_client import REGISTRY
@@ -75,29 +77,6 @@ def make_action(**changes) -> DunningActionDue:
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-class CollectingHandler:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append((list(envelope.rcpt_tos), parsed))
-        return "250 Message accepted"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_smtp(port: int, **smtp_options) -> tuple[Controller, CollectingHandler]:
-    handler = CollectingHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, **smtp_options)
-    controller.start()
-    return controller, handler
 
 
 @pytest.fixture
