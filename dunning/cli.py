@@ -35,7 +35,8 @@ def cmd_worker(settings: Settings, args) -> int:
     with bootstrap_servers(settings.kafka_bootstrap) as bootstrap:
         ensure_topics(bootstrap, settings.partitions)
         app = create_app(settings, bootstrap, _policy(settings.policy_file), Codec.from_env())
-        worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, override_logging=False)
+        worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, override_logging=False,
+                              redirect_stdouts=False)  # keep structlog's JSON lines on stderr
         worker.execute_from_commandline()
     return 0
 

@@ -153,7 +153,7 @@ def sample_days(start: date = START, days: int = DAYS, seed: int = 7) -> list[Da
     # A payment whose reference matches no invoice: it must surface as unmatched.
     timeline[min(45, days - 1)].payments.append(
         ev.PaymentReceived(event_id="bank-tx-mystery", transaction_id="tx-mystery", booking_date=timeline[min(45, days - 1)].date,
-                           amount_minor=123_45, payer_iban="NL02RABO0123456789", payer_name="Onbekend",
+                           amount_minor=123_45, payer_iban="NL44RABO0123456789", payer_name="Onbekend",
                            structured_reference=betalingskenmerk_for("99999999"),
                            unstructured_remittance="betaling")
     )

@@ -133,9 +133,11 @@ class LedgerProcessor(_Base):
                 continue
             if isinstance(event, ev.DayStarted):
                 # Debtors stored before this batch, and those this batch created so far.
-                for key in set(keys()).union(states):
-                    if partition_of(key, self.partitions) == record.partition:
-                        self._apply(result, states, state_of(key), key, event, record)
+                owned = [k for k in set(keys()).union(states) if partition_of(k, self.partitions) == record.partition]
+                for key in owned:
+                    self._apply(result, states, state_of(key), key, event, record)
+                log.info("day started", business_date=event.business_date.isoformat(),
+                         partition=record.partition, debtors=len(owned))
                 continue
             key = event.debtor_id.encode()
             if record.key != key:
@@ -185,9 +187,6 @@ class BankProcessor(_Base):
         for record in records:
             payment = self.decode(result, record, (ev.PaymentReceived,))
             if payment is None:
-                continue
-            if payment.amount_minor <= 0:
-                self.dead_letter(result, record, f"PaymentReceived amount_minor: must be positive, got {payment.amount_minor}", "amount_minor")
                 continue
             result.outputs.append(Output(topics.MATCHING.name, matching_key(payment).encode(), record.value))
         return result

@@ -14,13 +14,13 @@ Rules, per open invoice of a debtor that follows a workflow:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+
 from datetime import date
 
 from streams.core.collection_costs import statutory_collection_costs
 from streams.core.events import ActionItem, DunningActionDue
 from streams.core.policy import Workflow
-from streams.core.state import DebtorState, Item
+from streams.core.state import DebtorState, Item, evolve
 
 
 def action_id_for(debtor_id: str, workflow: str, step: int, invoice_ids: list[str]) -> str:
@@ -49,17 +49,20 @@ def due_actions(
     for index, item in enumerate(items):
         if item.dunning_step >= len(steps) or item.last_step_date == today:
             continue
-        amount = dunnable_minor(state, item)
-        if amount <= 0 or is_promised(state, item.invoice_id):
-            continue
         days = (today - item.due_date).days
         position = item.dunning_step
         while position < len(steps) and steps[position].offset_days < 0 <= days:
             position += 1  # a reminder before the due date makes no sense after it
+        fires = position < len(steps) and days >= steps[position].offset_days
+        if not fires and position == item.dunning_step:
+            continue  # the common case, decided without looking at disputes and promises
+        amount = dunnable_minor(state, item)
+        if amount <= 0 or is_promised(state, item.invoice_id):
+            continue
         if position != item.dunning_step:
-            item = items[index] = replace(item, dunning_step=position)
+            item = items[index] = evolve(item, dunning_step=position)
             changed = True
-        if position < len(steps) and days >= steps[position].offset_days:
+        if fires:
             firing.setdefault(position, []).append((index, item, amount))
 
     actions = []
@@ -106,9 +109,9 @@ def due_actions(
             )
         )
         for index, item, _ in group:
-            items[index] = replace(item, dunning_step=position + 1, last_step_date=today)
+            items[index] = evolve(item, dunning_step=position + 1, last_step_date=today)
         changed = True
 
     if changed:
-        state = replace(state, items=tuple(items))
+        state = evolve(state, items=tuple(items))
     return state, actions

@@ -12,7 +12,7 @@ limit and the dunning steps that are due on the debtor's business date.
 
 from __future__ import annotations
 
-from dataclasses import replace
+
 from datetime import date, timedelta
 from functools import singledispatch
 
@@ -21,12 +21,14 @@ from streams.core.dunning import due_actions
 from streams.core.limits import limit_events
 from streams.core.policy import Policy
 from streams.core.references import normalise
-from streams.core.state import Debtor, DebtorState, Dispute, Item, Promise
+from streams.core.state import Debtor, DebtorState, Dispute, Item, Promise, evolve
 
 # How long settled invoices, settled promises and the ids of applied payments are
 # kept: long enough to recognise any redelivery, short enough to bound state.
 RETENTION = timedelta(days=120)
 SETTLED_PROMISES_KEPT = 5
+# Missed days beyond this are not replayed one by one (a debtor dormant for years).
+MAX_CATCH_UP_DAYS = 366
 
 Outputs = list
 
@@ -41,7 +43,7 @@ def apply(state: DebtorState, event, policy: Policy) -> tuple[DebtorState, Outpu
     new_state, outputs = _book(event, state)
     if new_state is state:
         return state, []  # a duplicate: nothing changes, nothing is emitted
-    new_state = replace(new_state, version=new_state.version + 1)
+    new_state = evolve(new_state, version=new_state.version + 1)
     new_state, more = _settle_promises(new_state)
     outputs.extend(more)
     new_state, more = evaluate(new_state, policy)
@@ -50,19 +52,33 @@ def apply(state: DebtorState, event, policy: Policy) -> tuple[DebtorState, Outpu
 
 
 def start_day(state: DebtorState, today: date, policy: Policy) -> tuple[DebtorState, Outputs]:
-    """A new business date: break overdue promises, prune old history, run due steps."""
+    """A new business date. Days the debtor did not see a tick for (the clock was down, a
+    tick went missing) are caught up one by one first, so no step, promise or letter
+    term is skipped and the outcome is the same as with every tick delivered."""
     if state.today is not None and today <= state.today:
         return state, []  # a repeated or late tick
+    outputs: Outputs = []
+    if state.today is not None:
+        missed = (today - state.today).days - 1
+        for _ in range(min(missed, MAX_CATCH_UP_DAYS)):
+            state, more = _one_day(state, state.today + timedelta(days=1), policy)
+            outputs.extend(more)
+    state, more = _one_day(state, today, policy)
+    return state, outputs + more
+
+
+def _one_day(state: DebtorState, today: date, policy: Policy) -> tuple[DebtorState, Outputs]:
+    """Break overdue promises, prune old history, run the steps due on ``today``."""
     first_day = state.today is None
-    state = replace(state, today=today, version=state.version + 1)
+    state = evolve(state, today=today, version=state.version + 1)
     outputs: Outputs = []
     promises = []
     for promise in state.promises:
         if promise.status == "running" and promise.promised_date < today:
-            promise = replace(promise, status="broken")
+            promise = evolve(promise, status="broken")
             outputs.append(_promise_event(ev.PromiseBroken, state, promise))
         promises.append(promise)
-    state = replace(state, promises=_trim_settled(promises), **_pruned(state, today, first_day))
+    state = evolve(state, promises=_trim_settled(promises), **_pruned(state, today, first_day))
     state, more = evaluate(state, policy)
     return state, outputs + more
 
@@ -72,7 +88,7 @@ def evaluate(state: DebtorState, policy: Policy) -> tuple[DebtorState, Outputs]:
     if state.debtor is None:
         return state, []
     state, outputs = limit_events(state, policy.limit_warning_bp)
-    workflow = policy.workflow_for(state.debtor.attributes())
+    workflow = policy.workflow_for_debtor(state.debtor)
     if workflow is not None and state.today is not None:
         state, actions = due_actions(state, workflow, state.today)
         outputs.extend(actions)
@@ -111,7 +127,7 @@ def _(event: ev.DebtorRegistered, state: DebtorState):
     # A redelivered registration must not undo a later change of master data or limit.
     if state.has_seen(event.event_id) or (debtor == state.debtor and limit == state.credit_limit_minor):
         return state, []
-    state = replace(state, debtor=debtor, credit_limit_minor=limit)
+    state = evolve(state, debtor=debtor, credit_limit_minor=limit)
     return _remember(state, event.event_id, None, 0), []
 
 
@@ -155,7 +171,7 @@ def _(event: ev.InvoiceIssued, state: DebtorState):
                 currency=event.currency,
             )
         )
-    return replace(state, items=items), outputs
+    return evolve(state, items=items), outputs
 
 
 @_book.register
@@ -168,7 +184,7 @@ def _(event: ev.CreditNoteIssued, state: DebtorState):
     if item is None:
         raise ev.InvalidEvent(f"credits unknown invoice {event.invoice_id!r}", "invoice_id")
     absorbed = min(event.amount_minor, item.open_minor)
-    state = _replace_item(state, replace(item, credited_minor=item.credited_minor + absorbed))
+    state = _replace_item(state, evolve(item, credited_minor=item.credited_minor + absorbed))
     return _remember(state, event.event_id, event.issue_date, event.amount_minor - absorbed), []
 
 
@@ -182,12 +198,12 @@ def _(event: ev.PaymentMatched, state: DebtorState):
     absorbed = 0
     if item is not None:
         absorbed = min(event.amount_minor, item.open_minor)
-        state = _replace_item(state, replace(item, paid_minor=item.paid_minor + absorbed))
+        state = _replace_item(state, evolve(item, paid_minor=item.paid_minor + absorbed))
     promises = tuple(
-        replace(p, paid_minor=p.paid_minor + event.amount_minor) if p.covers(event.invoice_id) else p
+        evolve(p, paid_minor=p.paid_minor + event.amount_minor) if p.covers(event.invoice_id) else p
         for p in state.promises
     )
-    state = replace(state, promises=promises)
+    state = evolve(state, promises=promises)
     return _remember(state, event.event_id, event.booking_date, event.amount_minor - absorbed), []
 
 
@@ -212,7 +228,7 @@ def _(event: ev.DisputeOpened, state: DebtorState):
         reason=event.reason,
         owner=event.owner,
     )
-    return replace(state, disputes=state.disputes + (dispute,)), []
+    return evolve(state, disputes=state.disputes + (dispute,)), []
 
 
 @_book.register
@@ -221,7 +237,7 @@ def _(event: ev.DisputeResolved, state: DebtorState):
     if len(remaining) == len(state.disputes):
         return state, []  # already resolved (or never opened): nothing to do
     # Remembered, so that the DisputeOpened redelivered later does not open it again.
-    state = replace(state, disputes=remaining)
+    state = evolve(state, disputes=remaining)
     return _remember(state, _resolved(event.dispute_id), event.resolved_on, 0), []
 
 
@@ -240,7 +256,7 @@ def _(event: ev.PromiseToPayMade, state: DebtorState):
         amount_minor=event.amount_minor,
         invoice_ids=tuple(event.invoice_ids),
     )
-    state = replace(state, promises=state.promises + (promise,))
+    state = evolve(state, promises=state.promises + (promise,))
     return _remember(state, _made(event.promise_id), event.made_on, 0), []
 
 
@@ -253,7 +269,7 @@ def _(event: ev.CreditLimitSet, state: DebtorState):
         raise ev.InvalidEvent(f"{event.source!r} is neither 'own' nor 'insurer'", "source")
     if state.has_seen(event.event_id):
         return state, []
-    state = replace(state, credit_limit_minor=event.amount_minor, limit_source=event.source)
+    state = evolve(state, credit_limit_minor=event.amount_minor, limit_source=event.source)
     return _remember(state, event.event_id, event.effective_date, 0), []
 
 
@@ -271,7 +287,7 @@ def _require_currency(state: DebtorState, currency: str) -> None:
 
 
 def _replace_item(state: DebtorState, item: Item) -> DebtorState:
-    return replace(state, items=tuple(item if i.invoice_id == item.invoice_id else i for i in state.items))
+    return evolve(state, items=tuple(item if i.invoice_id == item.invoice_id else i for i in state.items))
 
 
 def _remember(state: DebtorState, event_id: str, on: date | None, extra_credit: int) -> DebtorState:
@@ -279,7 +295,7 @@ def _remember(state: DebtorState, event_id: str, on: date | None, extra_credit: 
     # an event booked late, e.g. an old bank transaction, is kept as long as any other.
     # Before the first DayStarted there is no business date: the first one stamps it.
     stamp = max((d for d in (on, state.today) if d is not None), default=date.min)
-    return replace(state, seen=state.seen + ((event_id, stamp),), credit_minor=state.credit_minor + extra_credit)
+    return evolve(state, seen=state.seen + ((event_id, stamp),), credit_minor=state.credit_minor + extra_credit)
 
 
 def _resolved(dispute_id: str) -> str:
@@ -295,12 +311,12 @@ def _settle_promises(state: DebtorState) -> tuple[DebtorState, Outputs]:
     promises = []
     for promise in state.promises:
         if promise.status == "running" and promise.paid_minor >= promise.amount_minor:
-            promise = replace(promise, status="kept")
+            promise = evolve(promise, status="kept")
             outputs.append(_promise_event(ev.PromiseKept, state, promise))
         promises.append(promise)
     if not outputs:
         return state, []
-    return replace(state, promises=_trim_settled(promises)), outputs
+    return evolve(state, promises=_trim_settled(promises)), outputs
 
 
 def _trim_settled(promises: list[Promise]) -> tuple[Promise, ...]:

@@ -6,10 +6,10 @@ Exposure is the debtor's balance (never below zero). Utilisation is in basis poi
 
 from __future__ import annotations
 
-from dataclasses import replace
+
 
 from streams.core.events import LimitBreached, LimitCleared, LimitWarning
-from streams.core.state import LIMIT_BREACHED, LIMIT_NONE, LIMIT_OK, LIMIT_WARNING, DebtorState
+from streams.core.state import LIMIT_BREACHED, LIMIT_NONE, LIMIT_OK, LIMIT_WARNING, DebtorState, evolve
 
 UTILISATION_CAP_BP = 1_000_000  # 10,000 %: reported for exposure against a zero limit
 _EVENT_FOR_STATE = {LIMIT_OK: LimitCleared, LIMIT_WARNING: LimitWarning, LIMIT_BREACHED: LimitBreached}
@@ -44,7 +44,7 @@ def limit_events(state: DebtorState, warning_bp: int) -> tuple[DebtorState, list
     if new == state.limit_state:
         return state, []
     previous = state.limit_state
-    state = replace(state, limit_state=new)
+    state = evolve(state, limit_state=new)
     if new == LIMIT_NONE or (previous == LIMIT_NONE and new == LIMIT_OK):
         return state, []  # a limit set or removed while nothing is at stake
     event_type = _EVENT_FOR_STATE[new]

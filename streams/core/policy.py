@@ -7,7 +7,7 @@ debtors are never dunned.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import yaml
@@ -53,6 +53,16 @@ class Policy:
     segments: tuple[Segment, ...]
     workflows: Mapping[str, Workflow]
     limit_warning_bp: int = 9000  # warn at 90 % utilisation
+    # Debtor master data -> workflow, filled on first use: segment matching runs on every
+    # event, the answer changes only with the master data.
+    _by_debtor: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def workflow_for_debtor(self, debtor) -> Workflow | None:
+        try:
+            return self._by_debtor[debtor]
+        except KeyError:
+            workflow = self._by_debtor[debtor] = self.workflow_for(debtor.attributes())
+            return workflow
 
     def workflow_for(self, attributes: Mapping[str, Any]) -> Workflow | None:
         if attributes.get("intercompany"):

@@ -12,7 +12,7 @@ from streams.core.state import DebtorState
 def snapshot(state: DebtorState, policy: Policy) -> ev.DebtorSnapshot:
     debtor = state.debtor
     assert debtor is not None, "a snapshot needs a registered debtor"
-    workflow = policy.workflow_for(debtor.attributes())
+    workflow = policy.workflow_for_debtor(debtor)
     not_due, d30, d60, d90, older = state.aging()
     items = []
     for item in state.items:

@@ -6,7 +6,7 @@ figures (balance, overdue, aging) are computed, not stored, so they cannot drift
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Optional
 
@@ -146,3 +146,24 @@ class DebtorState:
             if item.invoice_id == invoice_id:
                 return item
         return None
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def evolve(obj, **changes):
+    """``dataclasses.replace`` for the core's frozen slotted records, several times faster:
+    it copies the fields instead of re-running ``__init__`` (the ledger builds a new state
+    per event, so this is on the hot path)."""
+    cls = type(obj)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    unknown = changes.keys() - set(names)
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(unknown))}")
+    new = object.__new__(cls)
+    set_field = object.__setattr__
+    for name in names:
+        set_field(new, name, changes[name] if name in changes else getattr(obj, name))
+    return new
