@@ -27,7 +27,7 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 
 from dunning.config import Settings
-from dunning.kafka_io import make_producer
+from dunning.kafka_io import end_offsets, make_producer
 from dunning.stack import Stack
 from dunning.watch import TopicWatcher
 from schemas.codec import Codec
@@ -98,15 +98,10 @@ def bench_core(n_events: int) -> dict:
 
 
 def _committed_everything(admin: AdminClient, bootstrap: str, group: str, names: list[str]) -> bool:
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition, Consumer
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "dunning-bench-probe"})
-    try:
-        metadata = probe.list_topics(timeout=10)
-        partitions = [TopicPartition(name, p) for name in names for p in metadata.topics[name].partitions]
-        ends = {(tp.topic, tp.partition): probe.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
-    finally:
-        probe.close()
+    ends = end_offsets(bootstrap, names)
+    partitions = [TopicPartition(name, p) for name, p in ends]
     result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, partitions)])[group].result()
     committed = {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions}
     return all(committed.get(tp, -1) >= end for tp, end in ends.items() if end > 0)

@@ -81,3 +81,40 @@ def run_consumer(consumer: Consumer, handle_batch, stop, size: int = 500) -> Non
             consumer.commit(asynchronous=False)
     finally:
         consumer.close()
+
+
+def end_offsets(bootstrap: str, topic_names: list[str], idle: float = 0.3) -> dict[tuple[str, int], int]:
+    """The offset after the last record of each partition, read rather than asked for:
+    the embedded broker reports a partition's end as the first offset of its last record
+    batch + 1, so the reported end is only where reading starts."""
+    from confluent_kafka import TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "dunning-end-offsets",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        ends: dict[tuple[str, int], int] = {}
+        start = []
+        for name in topic_names:
+            for partition in metadata.topics[name].partitions:
+                reported = consumer.get_watermark_offsets(TopicPartition(name, partition), timeout=10)[1]
+                ends[(name, partition)] = reported
+                if reported > 0:
+                    start.append(TopicPartition(name, partition, reported - 1))
+        if not start:
+            return ends
+        consumer.assign(start)
+        open_partitions = {(tp.topic, tp.partition) for tp in start}
+        while open_partitions:
+            messages = consumer.consume(1000, idle)
+            if not messages:
+                break
+            for message in messages:
+                tp = (message.topic(), message.partition())
+                if message.error() is not None:
+                    open_partitions.discard(tp)  # end of partition reached
+                    continue
+                ends[tp] = max(ends[tp], message.offset() + 1)
+        return ends
+    finally:
+        consumer.close()

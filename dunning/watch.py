@@ -10,6 +10,7 @@ from typing import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from dunning.kafka_io import end_offsets
 from schemas.codec import Codec, DecodeError
 from streams import topics
 
@@ -29,7 +30,7 @@ class TopicWatcher:
         config = {"bootstrap.servers": bootstrap, "group.id": "dunning-watch",
                   "enable.auto.commit": False, "auto.offset.reset": "earliest"}
         self._consumer = Consumer(config)
-        self._probe = Consumer(config)  # asks for end offsets while the reader thread reads
+        self._bootstrap = bootstrap
         metadata = self._consumer.list_topics(timeout=10)
         self._partitions = [(name, p) for name in topic_names for p in metadata.topics[name].partitions]
         self._consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for name, p in self._partitions])
@@ -58,7 +59,6 @@ class TopicWatcher:
                 if self._callback:
                     self._callback(event, received)
         self._consumer.close()
-        self._probe.close()
 
     def events(self, type_name: str) -> list:
         with self._lock:
@@ -73,7 +73,7 @@ class TopicWatcher:
 
     def wait_caught_up(self, timeout: float = 30.0) -> None:
         """Wait until everything on the watched topics as of now has been read."""
-        ends = {tp: self._probe.get_watermark_offsets(TopicPartition(*tp), timeout=10)[1] for tp in self._partitions}
+        ends = end_offsets(self._bootstrap, self.topic_names)
 
         def caught_up(_) -> bool:
             with self._lock:

@@ -50,7 +50,7 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
         broker_rebalance_timeout=10,
         broker_session_timeout=10,
         broker_heartbeat_interval=1,
-        broker_max_poll_interval=10,
+        broker_max_poll_interval=120,  # a long batch under load must not cost the group membership
         broker_commit_interval=1.0,
         stream_buffer_maxsize=8192,
         web_enabled=False,
@@ -144,8 +144,9 @@ async def _seal_changelog(app: faust.App, changelog: str, result: BatchResult) -
     last: dict[int, tuple[bytes, bytes]] = {}
     for key, (value, record) in result.states.items():
         last[record.partition] = (key, value)
-    for partition, (key, value) in last.items():
-        await (await app.producer.send(changelog, key, value, partition, None, None))
+    sends = [await app.producer.send(changelog, key, value, partition, None, None)
+             for partition, (key, value) in last.items()]
+    await asyncio.gather(*sends)  # one record per partition: each is a batch of its own
 
 
 async def _send(app: faust.App, result: BatchResult) -> None:

@@ -28,6 +28,8 @@ from streams.state_codec import decode_state, encode_state
 
 log = structlog.get_logger(__name__)
 
+DECODED_CACHE_SIZE = 20_000
+
 
 @dataclass(slots=True)
 class Record:
@@ -111,6 +113,9 @@ class LedgerProcessor(_Base):
         self.policy = policy
         self.partitions = partitions
         self._totals: dict[bytes, tuple[str, int, int]] = {}  # key -> (currency, open, overdue)
+        # Decoded states of recently written debtors, valid while the table still holds
+        # the same bytes object: decoding is a large share of the per-event cost.
+        self._decoded: dict[bytes, tuple[bytes, DebtorState]] = {}
 
     def process(
         self,
@@ -125,7 +130,12 @@ class LedgerProcessor(_Base):
             if key in states:
                 return states[key]
             raw = load(key)
-            return decode_state(raw) if raw is not None else DebtorState(key.decode())
+            if raw is None:
+                return DebtorState(key.decode())
+            cached = self._decoded.get(key)
+            if cached is not None and cached[0] is raw:
+                return cached[1]  # the very bytes this worker wrote: no need to decode them
+            return decode_state(raw)
 
         for record in records:
             event = self.decode(result, record, topics.LEDGER.types)
@@ -147,7 +157,9 @@ class LedgerProcessor(_Base):
 
         for key, (_, record) in result.states.items():
             state = states[key]
-            result.states[key] = (encode_state(state), record)
+            raw = encode_state(state)
+            result.states[key] = (raw, record)
+            self._remember_decoded(key, raw, state)
             if state.debtor is not None:
                 self.emit(result, snapshot(state, self.policy))
             self._track_totals(key, state)
@@ -165,6 +177,12 @@ class LedgerProcessor(_Base):
         result.states[key] = (b"", record)  # encoded once, after the batch
         for output in outputs:
             self.emit(result, output)
+
+    def _remember_decoded(self, key: bytes, raw: bytes, state: DebtorState) -> None:
+        self._decoded.pop(key, None)
+        self._decoded[key] = (raw, state)
+        if len(self._decoded) > DECODED_CACHE_SIZE:
+            del self._decoded[next(iter(self._decoded))]  # the least recently written
 
     def _track_totals(self, key: bytes, state: DebtorState) -> None:
         previous = self._totals.get(key)

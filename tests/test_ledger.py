@@ -622,3 +622,22 @@ def test_payment_that_cannot_be_matched_with_confidence_is_unmatched(reference, 
     assert (unmatched.reason, unmatched.debtor_id, unmatched.amount_minor) == (reason, debtor_id, amount)
     assert unmatched.structured_reference == reference
     assert s.state is before
+
+
+def test_days_without_a_tick_are_caught_up_one_by_one():
+    daily = business_debtor()
+    daily.invoice("INV-1", due=day(14), amount_minor=10_000)
+    for n in range(1, 31):
+        daily.tick(day(n))
+
+    gappy = business_debtor()
+    gappy.invoice("INV-1", due=day(14), amount_minor=10_000)
+    gappy.tick(day(1))
+    gappy.tick(day(30))  # the clock was down for four weeks
+
+    def steps(scenario):
+        return [(a.step_name, a.business_date) for a in actions(scenario.outputs)]
+
+    assert steps(gappy) == steps(daily)
+    assert len(steps(daily)) >= 3  # pre-due, first and second reminder at least
+    assert gappy.state == daily.state

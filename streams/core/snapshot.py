@@ -16,10 +16,15 @@ def snapshot(state: DebtorState, policy: Policy) -> ev.DebtorSnapshot:
     not_due, d30, d60, d90, older = state.aging()
     items = []
     for item in state.items:
-        if not item.open_minor:
+        open_minor = item.open_minor
+        if not open_minor:
             continue
-        disputed = min(state.disputed_minor(item.invoice_id), item.open_minor)
-        paused = "dispute" if disputed >= item.open_minor else "promise" if is_promised(state, item.invoice_id) else None
+        disputed = min(state.disputed_minor(item.invoice_id), open_minor) if state.disputes else 0
+        paused = (
+            "dispute" if disputed >= open_minor
+            else "promise" if state.promises and is_promised(state, item.invoice_id)
+            else None
+        )
         items.append(
             ev.SnapshotItem(
                 invoice_id=item.invoice_id,
@@ -29,7 +34,7 @@ def snapshot(state: DebtorState, policy: Policy) -> ev.DebtorSnapshot:
                 paid_minor=item.paid_minor,
                 credited_minor=item.credited_minor,
                 disputed_minor=disputed,
-                open_minor=item.open_minor,
+                open_minor=open_minor,
                 dunning_step=item.dunning_step,
                 paused=paused,
                 payment_reference=item.payment_reference,
