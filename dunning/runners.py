@@ -7,7 +7,6 @@ do their work idempotently, and commit the batch's offsets afterwards.
 from __future__ import annotations
 
 import signal
-from datetime import datetime, timezone
 
 import structlog
 
@@ -18,8 +17,9 @@ from projections.projector import Projector
 from schemas.codec import Codec, DecodeError
 from sinks.channels import ChannelSink
 from sinks.email import OutboxFolderSender, SmtpSender
-from streams import topics
+from streams import metrics, topics
 from streams.core import events as ev
+from streams.processor import dead_letter_for
 
 log = structlog.get_logger(__name__)
 
@@ -40,13 +40,10 @@ class _Stopper:
 
 
 def _dead_letter(producer, codec: Codec, message, reason: str) -> None:
-    letter = ev.DeadLetter(
-        event_id=f"dead:{message.topic()}:{message.partition()}:{message.offset()}",
-        source_topic=message.topic(), partition=message.partition(), offset=message.offset(),
-        reason=reason, original_key=message.key(), original_value=message.value() or b"",
-        failed_at=datetime.now(timezone.utc),
-    )
+    letter = dead_letter_for(message.topic(), message.partition(), message.offset(), message.key(),
+                             message.value() or b"", reason)
     producer.produce(topics.DEAD_LETTERS.name, key=message.key(), value=codec.encode(topics.DEAD_LETTERS.name, letter))
+    metrics.DEAD_LETTERS.labels(message.topic(), "decode").inc()
     log.warning("event dead-lettered", topic=message.topic(), offset=message.offset(), reason=reason)
 
 

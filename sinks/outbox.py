@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Optional
 
-from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Text
-from sqlalchemy import insert, select, update
+from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Text, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from projections.db import for_writing

@@ -61,14 +61,29 @@ def partition_of(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+def dead_letter_for(topic: str, partition: int, offset: int, key: Optional[bytes], value: bytes,
+                    reason: str) -> ev.DeadLetter:
+    """What goes to the dead-letter topic: where the record was, why, and its original bytes."""
+    return ev.DeadLetter(
+        event_id=f"dead:{topic}:{partition}:{offset}",
+        source_topic=topic,
+        partition=partition,
+        offset=offset,
+        reason=reason,
+        original_key=key,
+        original_value=value,
+        failed_at=datetime.now(timezone.utc),
+    )
+
+
 class _Base:
     def __init__(self, codec: Codec):
         self.codec = codec
 
-    def emit(self, result: BatchResult, event, topic: str | None = None, key: str | None = None) -> None:
-        spec_name = topic or topics.OUTPUT_TOPIC[type(event)].name
-        key = key if key is not None else topics.key_of(event)
-        result.outputs.append(Output(spec_name, key.encode() if key is not None else None, self.codec.encode(spec_name, event)))
+    def emit(self, result: BatchResult, event) -> None:
+        topic = topics.OUTPUT_TOPIC[type(event)].name
+        key = topics.key_of(event)
+        result.outputs.append(Output(topic, key.encode() if key is not None else None, self.codec.encode(topic, event)))
         name = type(event).__name__
         metrics.OUTPUTS.labels(name).inc()
         if isinstance(event, ev.DunningActionDue):
@@ -77,16 +92,7 @@ class _Base:
                      channel=event.channel, step=event.step_name, total_minor=event.total_minor)
 
     def dead_letter(self, result: BatchResult, record: Record, reason: str, field_name: str | None = None) -> None:
-        letter = ev.DeadLetter(
-            event_id=f"dead:{record.topic}:{record.partition}:{record.offset}",
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            reason=reason,
-            original_key=record.key,
-            original_value=record.value,
-            failed_at=datetime.now(timezone.utc),
-        )
+        letter = dead_letter_for(record.topic, record.partition, record.offset, record.key, record.value, reason)
         result.outputs.append(Output(topics.DEAD_LETTERS.name, record.key, self.codec.encode(topics.DEAD_LETTERS.name, letter)))
         metrics.DEAD_LETTERS.labels(record.topic, field_name or "decode").inc()
         log.warning("event dead-lettered", topic=record.topic, partition=record.partition,

@@ -14,12 +14,12 @@ from datetime import date, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.scenario import sample_policy
 from streams.core import events as ev
 from streams.core.pipeline import Pipeline
 from streams.core.references import betalingskenmerk_for, rf_for
 from streams.core.snapshot import snapshot
 from streams.core.state import DebtorState
+from tests.scenario import sample_policy
 
 POLICY = sample_policy()
 DEBTORS = ("D1", "D2", "D3")

@@ -11,11 +11,11 @@ from dataclasses import replace
 
 import pytest
 
-from tests.scenario import Scenario, actions, day, of_type, steps_by_date
 from streams.core import events as ev
 from streams.core.dunning import action_id_for
 from streams.core.references import betalingskenmerk_for, rf_for
 from streams.core.snapshot import snapshot
+from tests.scenario import Scenario, actions, day, of_type, steps_by_date
 
 REFERENCE = betalingskenmerk_for("12345678")  # 4812345678
 

@@ -6,9 +6,9 @@ import copy
 import pytest
 import yaml
 
-from tests.scenario import SAMPLE_POLICY, sample_policy
 from streams.core.policy import PolicyError, policy_from_dict, policy_from_yaml
 from streams.core.state import Debtor
+from tests.scenario import SAMPLE_POLICY, sample_policy
 
 
 def attributes(kind: str, segment: str = "default", intercompany: bool = False) -> dict:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, select, text, update
+from sqlalchemy import inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,8 +17,8 @@ from projections import queries
 from projections.db import alembic_config, database_url_from_env, make_engine, migrate
 from projections.models import Action, Base, Debtor, Dispute, OpenItem, Promise, Task
 from projections.projector import Projector
-from tests.support import postgres_database
 from streams.core import events as ev
+from tests.support import postgres_database
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 DAY = date(2024, 3, 1)

@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-
-from tests.support import CollectingHandler, free_port, start_smtp
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from jinja2 import DictLoader, UndefinedError
 from prometheus_client import REGISTRY
@@ -34,6 +30,7 @@ from sinks.formatting import format_long_date, format_money
 from sinks.outbox import Outbox, outbox_table
 from sinks.render import UnknownTemplateError, build_environment, render_message
 from streams.core.events import ActionItem, DunningActionDue
+from tests.support import free_port, start_smtp
 
 TEMPLATES = (
     "pre_due_reminder",

@@ -14,7 +14,6 @@ Rules, per open invoice of a debtor that follows a workflow:
 from __future__ import annotations
 
 import hashlib
-
 from datetime import date
 
 from streams.core.collection_costs import statutory_collection_costs

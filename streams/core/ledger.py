@@ -12,7 +12,6 @@ limit and the dunning steps that are due on the debtor's business date.
 
 from __future__ import annotations
 
-
 from datetime import date, timedelta
 from functools import singledispatch
 

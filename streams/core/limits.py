@@ -6,8 +6,6 @@ Exposure is the debtor's balance (never below zero). Utilisation is in basis poi
 
 from __future__ import annotations
 
-
-
 from streams.core.events import LimitBreached, LimitCleared, LimitWarning
 from streams.core.state import LIMIT_BREACHED, LIMIT_NONE, LIMIT_OK, LIMIT_WARNING, DebtorState, evolve
 
