@@ -35,7 +35,10 @@ class Day:
 
 def sample_days(start: date = START, days: int = DAYS, seed: int = 7) -> list[Day]:
     rng = random.Random(seed)
-    timeline = [Day(start + timedelta(days=i)) for i in range(days)]
+    # The story is written for at least DAYS days and cut to the length asked for, so a
+    # short run is the beginning of the same story.
+    length = max(days, DAYS)
+    timeline = [Day(start + timedelta(days=i)) for i in range(length)]
     invoice_no = 20250000
 
     def new_invoice(debtor_id: str, day: int, amount: int, term: int) -> ev.InvoiceIssued:
@@ -55,7 +58,7 @@ def sample_days(start: date = START, days: int = DAYS, seed: int = 7) -> list[Da
         return invoice
 
     def pay(invoice: ev.InvoiceIssued, day: int, amount: int | None = None, reference: str | None = None) -> None:
-        if day >= days:
+        if day >= length:
             return
         tx = f"tx-{invoice.invoice_id}-{day}"
         timeline[day].payments.append(
@@ -121,12 +124,12 @@ def sample_days(start: date = START, days: int = DAYS, seed: int = 7) -> list[Da
 
     # One dispute on a consumer invoice, resolved in favour of the creditor after six weeks.
     disputed = invoices_by_debtor["D002"][0]
-    opened = min((disputed.due_date - start).days + 4, days - 1)
+    opened = min((disputed.due_date - start).days + 4, length - 1)
     timeline[opened].ledger.append(
         ev.DisputeOpened(event_id="dsp-1-open", debtor_id="D002", dispute_id="DSP-1", invoice_id=disputed.invoice_id,
                          opened_on=timeline[opened].date, kind="dispute", reason="Product niet geleverd", owner="Anouk")
     )
-    if opened + 42 < days:
+    if opened + 42 < length:
         timeline[opened + 42].ledger.append(
             ev.DisputeResolved(event_id="dsp-1-resolved", debtor_id="D002", dispute_id="DSP-1",
                                resolved_on=timeline[opened + 42].date, outcome="delivered, claim stands")
@@ -137,7 +140,7 @@ def sample_days(start: date = START, days: int = DAYS, seed: int = 7) -> list[Da
         invoice = invoices_by_debtor[debtor_id][0]
         made = (invoice.due_date - start).days + 5
         promised = made + 10
-        if promised >= days:
+        if promised >= length:
             continue  # a short timeline ends before this story does
         timeline[made].ledger.append(
             ev.PromiseToPayMade(event_id=f"ptp-{debtor_id}", debtor_id=debtor_id, promise_id=f"PTP-{debtor_id}",
@@ -151,13 +154,13 @@ def sample_days(start: date = START, days: int = DAYS, seed: int = 7) -> list[Da
             pay(invoice, promised - 1)
 
     # A payment whose reference matches no invoice: it must surface as unmatched.
-    timeline[min(45, days - 1)].payments.append(
-        ev.PaymentReceived(event_id="bank-tx-mystery", transaction_id="tx-mystery", booking_date=timeline[min(45, days - 1)].date,
+    timeline[min(45, length - 1)].payments.append(
+        ev.PaymentReceived(event_id="bank-tx-mystery", transaction_id="tx-mystery", booking_date=timeline[min(45, length - 1)].date,
                            amount_minor=123_45, payer_iban="NL44RABO0123456789", payer_name="Onbekend",
                            structured_reference=betalingskenmerk_for("99999999"),
                            unstructured_remittance="betaling")
     )
-    return timeline
+    return timeline[:days]
 
 
 def sample_events(**kwargs) -> list:
