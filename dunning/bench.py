@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import resource
 import statistics
@@ -301,7 +302,7 @@ def _memory_child(debtors: int) -> None:
 
 
 def run_bench(settings: Settings, args) -> int:
-    report = {"machine": {"cpus": __import__("os").cpu_count(), "python": sys.version.split()[0]}}
+    report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
     report["core"] = bench_core(args.core_events)
     _say(args, "core", report["core"])
     report["memory"] = bench_memory(args.memory_debtors)

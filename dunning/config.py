@@ -7,7 +7,7 @@ broker on loopback, SQLite in ``var/``, e-mail written to ``var/outbox/``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -25,7 +25,6 @@ class Settings:
     data_dir: Path = Path("var")
     metrics_port: int = 0  # 0: no metrics endpoint
     log_level: str = "info"
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
