@@ -66,6 +66,8 @@ def run_sink(settings: Settings, bootstrap: str) -> None:
             try:
                 action = codec.decode(message.value())
             except DecodeError as exc:
+                if exc.transient:
+                    raise  # the schema registry is unreachable: the batch is retried after a restart
                 _dead_letter(producer, codec, message, f"cannot decode: {exc}")
                 continue
             if not isinstance(action, ev.DunningActionDue):
@@ -97,6 +99,8 @@ def run_projector(settings: Settings, bootstrap: str) -> None:
             try:
                 events.append(codec.decode(message.value()))
             except DecodeError as exc:
+                if exc.transient:
+                    raise  # the schema registry is unreachable: the batch is retried after a restart
                 _dead_letter(producer, codec, message, f"cannot decode: {exc}")
         projector.apply_batch(events)
         producer.flush(30)

@@ -102,6 +102,8 @@ class _Base:
         try:
             event = self.codec.decode(record.value)
         except DecodeError as exc:
+            if exc.transient:
+                raise  # the schema registry is unreachable: retry later, never dead-letter good data
             self.dead_letter(result, record, f"cannot decode: {exc}")
             return None
         if not isinstance(event, allowed):

@@ -115,3 +115,17 @@ def test_a_state_written_by_another_worker_is_decoded_not_taken_from_the_cache(c
     outputs = ledger.batch([ledger.record(ev.InvoiceIssued("s-inv-2", "S1", "S-F2", START, START, 300), partition)])
     snapshot = next(o for o in outputs if isinstance(o, ev.DebtorSnapshot))
     assert {i.invoice_id for i in snapshot.items} == {"S-F1", "S-F2"}
+
+
+def test_an_unreachable_schema_registry_stops_the_batch_instead_of_dead_lettering_good_data(codec):
+    from schemas.codec import DecodeError
+    from schemas.confluent import ConfluentRegistry
+    from tests.support import free_port
+
+    offline = Codec(ConfluentRegistry(f"http://127.0.0.1:{free_port()}", timeout=1.0))
+    processor = LedgerProcessor(offline, sample_policy(), PARTITIONS)
+    value = codec.encode(topics.LEDGER.name, ev.DebtorRegistered("t-reg", "T1", "Tess", "B2B"))
+    record = Record(topics.LEDGER.name, 0, 1, b"T1", value, 0.0)
+    with pytest.raises(DecodeError) as raised:
+        processor.process([record], {}.get, lambda: [])
+    assert raised.value.transient
