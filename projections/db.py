@@ -7,10 +7,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+MIGRATION_LOCK_KEY = 0x64756E6E  # any constant the platform's processes agree on
 EMBEDDED_DB = Path("var") / "dunning.db"
 
 
@@ -73,7 +74,11 @@ def migrate(url: str | Engine, revision: str = "head") -> None:
     engine = url if isinstance(url, Engine) else make_engine(url)
     config = alembic_config()
     try:
-        with engine.begin() as connection:
+        with for_writing(engine).begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # The sink and the projector both migrate when they start: one waits for
+                # the other here instead of failing on a half-created schema.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             # env.py runs on this connection, so the URL never passes through the
             # ini parser (which would choke on a '%' in a password).
             config.attributes["connection"] = connection

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, select, text, update
+from sqlalchemy import create_engine, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -583,3 +583,29 @@ def test_aging_totals_per_currency(projector, session):
     }
     assert totals["USD"]["over_90"] == 7 and totals["USD"]["total"] == 7
     assert set(totals) == {"EUR", "USD"}
+
+
+@pytest.mark.postgres
+def test_processes_migrating_a_fresh_postgresql_database_at_once_all_succeed():
+    """The sink and the projector both migrate on start; they must not trip over each other."""
+    import subprocess
+    import sys
+
+    with postgres_database("dunning_migrate_race") as url:
+        # Each process imports everything, says so, and migrates when told: all at once.
+        code = ("import sys; from projections.db import migrate; print('ready', flush=True); "
+                "sys.stdin.readline(); migrate(sys.argv[1])")
+        processes = [subprocess.Popen([sys.executable, "-c", code, url], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+        for process in processes:
+            assert process.stdout.readline() == b"ready\n"
+        for process in processes:
+            process.stdin.write(b"go\n")
+            process.stdin.flush()
+        failures = [p.stderr.read().decode() for p in processes if p.wait(timeout=120) != 0]
+        assert failures == []
+        engine = create_engine(url)
+        try:
+            assert "outbox" in inspect(engine).get_table_names()
+        finally:
+            engine.dispose()
