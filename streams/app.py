@@ -29,7 +29,6 @@ from dunning.config import Settings
 from schemas.codec import Codec
 from streams import metrics, topics
 from streams.core.policy import Policy
-from streams.faust_transport import use_direct_callback_transport
 from streams.processor import BankProcessor, BatchResult, LedgerProcessor, MatchingProcessor, Record, lag_seconds
 
 log = structlog.get_logger(__name__)
@@ -57,7 +56,6 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
         web_enabled=False,
         table_standby_replicas=0,
     )
-    use_direct_callback_transport(app)
 
     def topic(spec: topics.TopicSpec) -> faust.TopicT:
         return app.topic(spec.name, key_type=bytes, value_type=bytes, key_serializer="raw",
