@@ -22,7 +22,6 @@ import weakref
 from typing import Iterable
 
 import faust
-import structlog
 from faust.streams import _current_event  # the context var Faust's tables read the partition from
 
 from dunning.config import Settings
@@ -30,8 +29,6 @@ from schemas.codec import Codec
 from streams import metrics, topics
 from streams.core.policy import Policy
 from streams.processor import BankProcessor, BatchResult, LedgerProcessor, MatchingProcessor, Record, lag_seconds
-
-log = structlog.get_logger(__name__)
 
 BATCH_SIZE = 1000
 BATCH_WITHIN = 0.05  # seconds to wait for a batch to fill
@@ -76,8 +73,6 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
     async def ledger_agent(stream):
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN):
             records = _records(events)
-            log.debug("ledger batch", events=len(records), in_recovery=app.in_recovery,
-                     stored=len(debtor_states.data))
             with metrics.BATCH_SECONDS.time():
                 result = ledger.process(records, debtor_states.get, debtor_states.keys)
             await _send(app, result)
