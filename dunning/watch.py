@@ -49,14 +49,13 @@ class TopicWatcher:
                 try:
                     event = self.codec.decode(message.value())
                 except DecodeError:
-                    with self._lock:
-                        self._next_offset[(message.topic(), message.partition())] = message.offset() + 1
-                    continue
+                    event = None  # not ours to judge here; it still counts as read
                 received = time.time()
                 with self._lock:
-                    self.by_type[type(event).__name__].append(event)
+                    if event is not None:
+                        self.by_type[type(event).__name__].append(event)
                     self._next_offset[(message.topic(), message.partition())] = message.offset() + 1
-                if self._callback:
+                if self._callback and event is not None:
                     self._callback(event, received)
         self._consumer.close()
 

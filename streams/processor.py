@@ -124,6 +124,7 @@ class LedgerProcessor(_Base):
         # Decoded states of recently written debtors, valid while the table still holds
         # the same bytes object: decoding is a large share of the per-event cost.
         self._decoded: dict[bytes, tuple[bytes, DebtorState]] = {}
+        self._partitions: dict[bytes, int] = {}
 
     def process(
         self,
@@ -151,7 +152,7 @@ class LedgerProcessor(_Base):
                 continue
             if isinstance(event, ev.DayStarted):
                 # Debtors stored before this batch, and those this batch created so far.
-                owned = [k for k in set(keys()).union(states) if partition_of(k, self.partitions) == record.partition]
+                owned = [k for k in set(keys()).union(states) if self._partition(k) == record.partition]
                 for key in owned:
                     self._apply(result, states, state_of(key), key, event, record)
                 log.info("day started", business_date=event.business_date.isoformat(),
@@ -185,6 +186,13 @@ class LedgerProcessor(_Base):
         result.states[key] = (b"", record)  # encoded once, after the batch
         for output in outputs:
             self.emit(result, output)
+
+    def _partition(self, key: bytes) -> int:
+        """``partition_of``, remembered: every tick asks it for every debtor held."""
+        partition = self._partitions.get(key)
+        if partition is None:
+            partition = self._partitions[key] = partition_of(key, self.partitions)
+        return partition
 
     def _remember_decoded(self, key: bytes, raw: bytes, state: DebtorState) -> None:
         self._decoded.pop(key, None)

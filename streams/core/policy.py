@@ -53,15 +53,17 @@ class Policy:
     segments: tuple[Segment, ...]
     workflows: Mapping[str, Workflow]
     limit_warning_bp: int = 9000  # warn at 90 % utilisation
-    # Debtor master data -> workflow, filled on first use: segment matching runs on every
-    # event, the answer changes only with the master data.
-    _by_debtor: dict = field(default_factory=dict, compare=False, repr=False)
+    # Matched attribute values -> workflow, filled on first use: segment matching would
+    # otherwise run on every event. Keyed by the attributes, not the debtor, so it holds
+    # one entry per combination in use, however many debtors share it.
+    _by_attributes: dict = field(default_factory=dict, compare=False, repr=False)
 
     def workflow_for_debtor(self, debtor) -> Workflow | None:
+        key = debtor.attribute_values()
         try:
-            return self._by_debtor[debtor]
+            return self._by_attributes[key]
         except KeyError:
-            workflow = self._by_debtor[debtor] = self.workflow_for(debtor.attributes())
+            workflow = self._by_attributes[key] = self.workflow_for(debtor.attributes())
             return workflow
 
     def workflow_for(self, attributes: Mapping[str, Any]) -> Workflow | None:

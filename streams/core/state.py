@@ -11,6 +11,7 @@ from datetime import date
 from typing import Optional
 
 LIMIT_NONE, LIMIT_OK, LIMIT_WARNING, LIMIT_BREACHED = "none", "ok", "warning", "breached"
+ATTRIBUTE_NAMES = ("kind", "segment", "language", "currency", "intercompany", "branch", "salesperson")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,16 +27,13 @@ class Debtor:
     branch: Optional[str] = None
     salesperson: Optional[str] = None
 
+    def attribute_values(self) -> tuple:
+        """The attributes a policy matches on, in ``ATTRIBUTE_NAMES`` order."""
+        return (self.kind, self.segment, self.language, self.currency, self.intercompany, self.branch,
+                self.salesperson)
+
     def attributes(self) -> dict:
-        return {
-            "kind": self.kind,
-            "segment": self.segment,
-            "language": self.language,
-            "currency": self.currency,
-            "intercompany": self.intercompany,
-            "branch": self.branch,
-            "salesperson": self.salesperson,
-        }
+        return dict(zip(ATTRIBUTE_NAMES, self.attribute_values()))
 
 
 @dataclass(frozen=True, slots=True)
