@@ -6,20 +6,20 @@
 - ``matching``: invoice references and payments keyed by reference; the index lives in
   the table ``payment-references``; matched payments go back to the ledger topic.
 
-Each agent takes a batch of events and lets the processor work on it; then it sends all
-outputs and waits until the broker has them, and only then writes each changed key once
-to its table and its changelog, again waiting for the broker. The batch's offsets are
-committed after that. A crash before the state write replays the batch and sends the
-same outputs again (same ids; the sinks and projections ignore repeats); a crash after
-it finds the events already applied. No state and no output is lost: at least once,
-made idempotent.
+Each agent receives a batch of records as Faust's consumer fetched them
+(``streams.batching``) and lets the processor work on it; then it sends all outputs and
+waits until the broker has them, and only then writes each changed key once to its
+table and its changelog, again waiting for the broker. The batch's offsets are acked
+after that, and committed by Faust. A crash before the state write replays the batch
+and sends the same outputs again (same ids; the sinks and projections ignore repeats); a
+crash after it finds the events already applied. No state and no output is lost: at
+least once, made idempotent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Iterable
 
 import faust
 from faust.streams import _current_event  # the context var Faust's tables read the partition from
@@ -27,11 +27,11 @@ from faust.streams import _current_event  # the context var Faust's tables read 
 from dunning.config import Settings
 from schemas.codec import Codec
 from streams import metrics, topics
+from streams.batching import batch_agent, use_batch_agents
 from streams.core.policy import Policy
 from streams.processor import BankProcessor, BatchResult, LedgerProcessor, MatchingProcessor, Record, lag_seconds
 
-BATCH_SIZE = 1000
-BATCH_WITHIN = 0.05  # seconds to wait for a batch to fill
+BATCH_SIZE = 2000  # records per fetch, over all topics and partitions
 
 
 def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec) -> faust.App:
@@ -49,10 +49,11 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
         broker_heartbeat_interval=1,
         broker_max_poll_interval=120,  # a long batch under load must not cost the group membership
         broker_commit_interval=1.0,
-        stream_buffer_maxsize=8192,
+        broker_max_poll_records=BATCH_SIZE,
         web_enabled=False,
         table_standby_replicas=0,
     )
+    use_batch_agents(app)
 
     def topic(spec: topics.TopicSpec) -> faust.TopicT:
         return app.topic(spec.name, key_type=bytes, value_type=bytes, key_serializer="raw",
@@ -69,31 +70,25 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
     bank = BankProcessor(codec)
     matching = MatchingProcessor(codec)
 
-    @app.agent(topic(topics.LEDGER), name="ledger")
-    async def ledger_agent(stream):
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN):
-            records = _records(events)
-            with metrics.BATCH_SECONDS.time():
-                result = ledger.process(records, debtor_states.get, debtor_states.keys)
-            await _send(app, result)
-            await _write(app, debtor_states, result)
-            lag_seconds(records)
+    @batch_agent(app, topic(topics.LEDGER))
+    async def ledger_agent(records: list[Record]) -> None:
+        with metrics.BATCH_SECONDS.time():
+            result = ledger.process(records, debtor_states.get, debtor_states.keys)
+        await _send(app, result)
+        await _write(app, debtor_states, result)
+        lag_seconds(records)
 
-    @app.agent(topic(topics.BANK), name="bank")
-    async def bank_agent(stream):
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN):
-            records = _records(events)
-            await _send(app, bank.process(records))
-            lag_seconds(records)
+    @batch_agent(app, topic(topics.BANK))
+    async def bank_agent(records: list[Record]) -> None:
+        await _send(app, bank.process(records))
+        lag_seconds(records)
 
-    @app.agent(topic(topics.MATCHING), name="matching")
-    async def matching_agent(stream):
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN):
-            records = _records(events)
-            result = matching.process(records, references.get)
-            await _send(app, result)
-            await _write(app, references, result)
-            lag_seconds(records)
+    @batch_agent(app, topic(topics.MATCHING))
+    async def matching_agent(records: list[Record]) -> None:
+        result = matching.process(records, references.get)
+        await _send(app, result)
+        await _write(app, references, result)
+        lag_seconds(records)
 
     # Output topics are declared too, so they exist before anyone subscribes.
     for spec in (topics.ACTIONS, topics.ALERTS, topics.UNMATCHED, topics.SNAPSHOTS,
@@ -102,12 +97,14 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
     return app
 
 
-def _records(events: Iterable) -> list[Record]:
-    return [
-        Record(e.message.topic, e.message.partition, e.message.offset, e.key, e.value,
-               e.message.timestamp, e)
-        for e in events
-    ]
+class _AtPartition:
+    """Stands in for the current event: Faust's RocksDB store reads the partition of a
+    write from ``current_event().message``."""
+
+    __slots__ = ("message", "__weakref__")
+
+    def __init__(self, message):
+        self.message = message
 
 
 async def _write(app: faust.App, table: faust.Table, result: BatchResult) -> None:
@@ -120,7 +117,8 @@ async def _write(app: faust.App, table: faust.Table, result: BatchResult) -> Non
     pending = []
     for key, (value, record) in result.states.items():
         # The RocksDB store picks its per-partition database from the current event.
-        token = _current_event.set(weakref.ref(record.origin))
+        at = _AtPartition(record.origin)
+        token = _current_event.set(weakref.ref(at))
         try:
             table.data[key] = value
         finally:

@@ -7,6 +7,9 @@ from prometheus_client import Counter, Gauge, Histogram
 EVENTS_IN = Counter("dunning_events_in_total", "Events consumed, by topic and type", ["topic", "type"])
 OUTPUTS = Counter("dunning_outputs_total", "Events produced, by type", ["type"])
 ACTIONS = Counter("dunning_actions_total", "Dunning actions emitted, by channel and step", ["channel", "step"])
+BATCH_FAILURES = Counter(
+    "dunning_batch_failures_total", "Batches whose processing failed and that are offered again", ["topic"]
+)
 DEAD_LETTERS = Counter("dunning_dead_letters_total", "Events sent to the dead-letter topic", ["topic", "field"])
 BATCH_SECONDS = Histogram(
     "dunning_batch_seconds", "Time to process one batch of events",

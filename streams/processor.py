@@ -39,7 +39,7 @@ class Record:
     key: Optional[bytes]
     value: bytes
     timestamp: float  # seconds since the epoch, from the record
-    origin: Any = None  # the Faust event, so its state write lands in its partition
+    origin: Any = None  # the Faust message, so its state write lands in its partition
 
 
 @dataclass(slots=True)

@@ -1,0 +1,160 @@
+"""Faust agents that take what the consumer fetched, a whole batch at a time.
+
+Faust hands a stream one message at a time: per message its fetch loop
+(``Consumer._drain_messages``) starts two tasks and an ``asyncio.wait``, the conductor
+builds an event and queues it, and the stream takes it off the queue again. Measured on
+this project's machine, an agent doing nothing behind ``stream.take_events`` consumed
+11,500 messages/s; the same agent fed here took 117,000 messages/s. The agents of this
+app work on batches anyway (one state write per debtor per batch), so the consumer below
+hands each agent the list of records it fetched for that agent's topic.
+
+Everything else stays Faust's: group membership and the copartitioned assignment, the
+fetcher, offsets (a record is tracked the moment it is fetched and acked once its agent
+has returned; Faust commits what is acked), rebalances (which wait for the batch in
+hand, as they wait for events in a stream), tables and their changelog recovery (whose
+records still take Faust's own path), and the producer.
+
+A batch whose agent raises is not acked: the consumer seeks back to its first records
+and offers it again after a pause, so a passing failure such as an unreachable schema
+registry delays the batch and loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Awaitable, Callable
+
+import faust
+import structlog
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP, Message
+
+from streams import metrics
+from streams.processor import Record
+
+log = structlog.get_logger(__name__)
+
+BatchAgent = Callable[[list[Record]], Awaitable[None]]
+
+# The embedded broker answers a fetch for which it has no records only when the wait
+# runs out, even if records arrive meanwhile; Faust asks for 1,500 ms, which then adds
+# up to that much to every hop. A real broker answers as soon as records arrive.
+FETCH_MAX_WAIT_MS = 50
+RETRY_PAUSE_SECONDS = (0.5, 1, 2, 5, 10, 30)
+
+
+def batch_agent(app: faust.App, topic: faust.TopicT) -> Callable[[BatchAgent], BatchAgent]:
+    """Register ``agent`` to receive the records of ``topic`` in batches."""
+
+    def register(agent: BatchAgent) -> BatchAgent:
+        transport = app.transport
+        if not isinstance(transport, Transport):
+            raise TypeError("call use_batch_agents(app) before registering batch agents")
+        for name in topic.topics:
+            transport.batch_agents[name] = agent
+        app.topics.add(topic)  # the conductor subscribes to it
+        return agent
+
+    return register
+
+
+def use_batch_agents(app: faust.App) -> None:
+    """Give ``app`` the consumer that feeds batch agents."""
+    app.transport = Transport(app.conf.broker_consumer, app)
+
+
+class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport):
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by the fetcher it creates on start
+        return consumer
+
+
+class BatchConsumer(aiokafka_driver.Consumer):
+    def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _drain_messages(self, fetcher) -> None:  # replaces Faust's per-message loop
+        agents: dict[str, BatchAgent] = self.transport.batch_agents
+        read_offset = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        failures = 0
+        try:
+            while not (self._stopped.is_set() or fetcher._stopped.is_set()):
+                await self.sleep(0)
+                batches: dict[str, list[Message]] = {}
+                others: list[Message] = []  # table changelogs during recovery: Faust's own path
+                async for tp, message in self.getmany(timeout=1.0):
+                    last = read_offset[tp]
+                    if last is not None and message.offset < last:
+                        continue  # handed out already (Faust drops these too)
+                    if last and message.offset - last > 1 and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, last + 1, message.offset)
+                    read_offset[tp] = message.offset
+                    if message.topic in agents:
+                        # Tracked now, so that a rebalance starting while the agent works waits for it.
+                        self.track_message(message)
+                        batches.setdefault(message.topic, []).append(message)
+                    else:
+                        others.append(message)
+                for message in others:
+                    await self.wait_first(self.callback(message), self.suspend_flow.wait())
+                pending = list(batches.items())
+                while pending:
+                    topic, messages = pending[0]
+                    if not await self._hand_over(agents[topic], messages):
+                        # This batch and those not handed over yet are fetched again.
+                        await self._offer_again([m for _, later in pending for m in later])
+                        await asyncio.sleep(RETRY_PAUSE_SECONDS[min(failures, len(RETRY_PAUSE_SECONDS) - 1)])
+                        failures += 1
+                        break
+                    failures = 0
+                    del pending[0]
+                if self._commit_every is not None and self._n_acked >= self._commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+
+    async def _hand_over(self, agent: BatchAgent, messages: list[Message]) -> bool:
+        records = [Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp, m) for m in messages]
+        try:
+            await agent(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure: the batch is offered again
+            metrics.BATCH_FAILURES.labels(messages[0].topic).inc()
+            log.error("batch failed, offered again after a pause", topic=messages[0].topic,
+                      records=len(messages), error=f"{type(exc).__name__}: {exc}", exc_info=True)
+            return False
+        ack = self.ack
+        for message in messages:
+            ack(message)
+        now = time.monotonic()
+        inbound = self.app.monitor.stream_inbound_time  # read by Faust's check for stalled streams
+        for tp in {message.tp for message in messages}:
+            inbound[tp] = now
+        return True
+
+    async def _offer_again(self, messages: list[Message]) -> None:
+        first: dict[TP, int] = {}
+        for message in messages:
+            self._unacked_messages.discard(message)
+            first.setdefault(message.tp, message.offset)
+        for tp, offset in first.items():
+            await self.seek(tp, offset)
+
+
+class Transport(aiokafka_driver.Transport):
+    Consumer = BatchConsumer
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batch_agents: dict[str, BatchAgent] = {}
