@@ -38,7 +38,7 @@ def encode_state(state: DebtorState) -> bytes:
             [
                 [i.invoice_id, i.event_id, _ord(i.issue_date), _ord(i.due_date), i.amount_minor, i.paid_minor,
                  i.credited_minor, i.payment_reference, i.dunning_step, _opt_ord(i.last_step_date)]
-                for i in state.items
+                for i in state.items.values()
             ],
             [[x.dispute_id, x.invoice_id, x.kind, x.amount_minor, _ord(x.opened_on), x.reason, x.owner] for x in state.disputes],
             [
@@ -51,7 +51,7 @@ def encode_state(state: DebtorState) -> bytes:
             state.limit_state,
             _opt_ord(state.today),
             state.version,
-            [[event_id, _ord(on)] for event_id, on in state.seen],
+            [[event_id, _ord(on)] for event_id, on in state.seen.items()],
         ]
     )
 
@@ -60,12 +60,9 @@ def decode_state(data: bytes) -> DebtorState:
     (fmt, debtor_id, d, items, disputes, promises, credit, limit, source, limit_state, today, version, seen) = orjson.loads(data)
     if fmt != FORMAT:
         raise ValueError(f"state format {fmt} is not supported (expected {FORMAT})")
-    return DebtorState(
+    state = DebtorState(
         debtor_id=debtor_id,
         debtor=None if d is None else Debtor(*d),
-        items=tuple(
-            Item(i[0], i[1], _day(i[2]), _day(i[3]), i[4], i[5], i[6], i[7], i[8], _opt_day(i[9])) for i in items
-        ),
         disputes=tuple(Dispute(x[0], x[1], x[2], x[3], _day(x[4]), x[5], x[6]) for x in disputes),
         promises=tuple(Promise(p[0], _day(p[1]), _day(p[2]), p[3], tuple(p[4]), p[5], p[6]) for p in promises),
         credit_minor=credit,
@@ -74,5 +71,9 @@ def decode_state(data: bytes) -> DebtorState:
         limit_state=limit_state,
         today=_opt_day(today),
         version=version,
-        seen=tuple((event_id, _day(on)) for event_id, on in seen),
+        seen={event_id: _day(on) for event_id, on in seen},
     )
+    state.keep_items(
+        {i[0]: Item(i[0], i[1], _day(i[2]), _day(i[3]), i[4], i[5], i[6], i[7], i[8], _opt_day(i[9])) for i in items}
+    )
+    return state

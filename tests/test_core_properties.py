@@ -215,8 +215,10 @@ def open_of(item) -> int:
 
 
 def check_figures(state: DebtorState) -> None:
-    open_total = sum(open_of(item) for item in state.items)
-    assert all(open_of(item) >= 0 for item in state.items)
+    open_total = sum(open_of(item) for item in state.items.values())
+    assert all(open_of(item) >= 0 for item in state.items.values())
+    assert state.open_minor == open_total  # kept in step, not summed
+    assert list(state.items.values()) == sorted(state.items.values(), key=lambda i: (i.due_date, i.invoice_id))
     assert state.balance_minor == open_total - state.credit_minor
     if state.debtor is None:
         return

@@ -19,7 +19,7 @@ from datetime import date
 from streams.core.collection_costs import statutory_collection_costs
 from streams.core.events import ActionItem, DunningActionDue
 from streams.core.policy import Workflow
-from streams.core.state import DebtorState, Item, evolve
+from streams.core.state import DebtorState, Item
 
 
 def action_id_for(debtor_id: str, workflow: str, step: int, invoice_ids: list[str]) -> str:
@@ -37,40 +37,75 @@ def is_promised(state: DebtorState, invoice_id: str) -> bool:
     return any(p.covers(invoice_id) for p in state.promises)
 
 
-def due_actions(
-    state: DebtorState, workflow: Workflow, today: date
-) -> tuple[DebtorState, list[DunningActionDue]]:
-    steps = workflow.steps
-    items = list(state.items)
-    changed = False
-    firing: dict[int, list[tuple[int, Item, int]]] = {}
+NEVER = date.max.toordinal() + 1  # a quiet-until for items with no step left to move
 
-    for index, item in enumerate(items):
-        if item.dunning_step >= len(steps) or item.last_step_date == today:
-            continue
-        days = (today - item.due_date).days
+
+def might_move(item: Item, workflow: Workflow, today: date) -> bool:
+    """Whether the item's step could change today, before looking at amounts, disputes
+    and promises: it has reached the offset of its next step (which includes skipping a
+    reminder meant for before its due date)."""
+    position = item.dunning_step
+    offsets = workflow.offsets
+    if position >= len(offsets) or item.last_step_date == today:
+        return False
+    return (today - item.due_date).days >= offsets[position]
+
+
+def next_move(item: Item, workflow: Workflow) -> int:
+    """The first date (ordinal) on which the item's step could move, going by dates alone."""
+    position = item.dunning_step
+    if position >= len(workflow.offsets):
+        return NEVER
+    return item.due_date.toordinal() + workflow.offsets[position]
+
+
+def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: list) -> None:
+    """Append the actions due today to ``outputs`` and move the invoices' steps on
+    ``state`` (a copy the ledger made: its items are replaced, not changed). Also notes
+    on ``state`` until when nothing can move (``steps_quiet_until``): items held by a
+    dispute or a promise do not count, as what releases them makes the ledger look at
+    every item anyway."""
+    steps = workflow.steps
+    offsets = workflow.offsets
+    n_steps = len(offsets)
+    today_ord = today.toordinal()
+    tomorrow = today_ord + 1
+    quiet = NEVER
+    moved: dict[str, Item] = {}
+    firing: dict[int, list[tuple[Item, int]]] = {}
+
+    for item in state.items.values():
         position = item.dunning_step
-        while position < len(steps) and steps[position].offset_days < 0 <= days:
+        if position >= n_steps:
+            continue
+        due = item.due_date.toordinal()
+        if item.last_step_date == today:
+            quiet = min(quiet, max(tomorrow, due + offsets[position]))
+            continue
+        days = today_ord - due
+        while position < n_steps and offsets[position] < 0 <= days:
             position += 1  # a reminder before the due date makes no sense after it
-        fires = position < len(steps) and days >= steps[position].offset_days
+        fires = position < n_steps and days >= offsets[position]
         if not fires and position == item.dunning_step:
-            continue  # the common case, decided without looking at disputes and promises
+            quiet = min(quiet, due + offsets[position])  # the common case, decided on dates alone
+            continue
         amount = dunnable_minor(state, item)
         if amount <= 0 or is_promised(state, item.invoice_id):
             continue
         if position != item.dunning_step:
-            item = items[index] = evolve(item, dunning_step=position)
-            changed = True
+            item = moved[item.invoice_id] = item.at_step(position, item.last_step_date)
         if fires:
-            firing.setdefault(position, []).append((index, item, amount))
+            firing.setdefault(position, []).append((item, amount))
+        elif position < n_steps:
+            quiet = min(quiet, due + offsets[position])
 
-    actions = []
     debtor = state.debtor
     assert debtor is not None
     for position in sorted(firing):
         group = firing[position]
-        total = sum(amount for _, _, amount in group)
+        total = sum(amount for _, amount in group)
         if total < workflow.min_amount_minor:
+            quiet = tomorrow  # together with invoices reaching this step later, it may do
             continue
         step = steps[position]
         action_items = tuple(
@@ -81,9 +116,9 @@ def due_actions(
                 days_overdue=(today - item.due_date).days,
                 payment_reference=item.payment_reference,
             )
-            for _, item, amount in group
+            for item, amount in group
         )
-        actions.append(
+        outputs.append(
             DunningActionDue(
                 action_id=action_id_for(
                     state.debtor_id, workflow.name, position + 1, [i.invoice_id for i in action_items]
@@ -107,10 +142,10 @@ def due_actions(
                 collection_costs_minor=statutory_collection_costs(total) if step.collection_costs else 0,
             )
         )
-        for index, item, _ in group:
-            items[index] = evolve(item, dunning_step=position + 1, last_step_date=today)
-        changed = True
+        for item, _ in group:
+            moved[item.invoice_id] = item = item.at_step(position + 1, today)
+            quiet = min(quiet, max(tomorrow, next_move(item, workflow)))
 
-    if changed:
-        state = evolve(state, items=tuple(items))
-    return state, actions
+    if moved:
+        state.items = {key: moved.get(key, item) for key, item in state.items.items()}
+    state.steps_quiet_until = (workflow, quiet)

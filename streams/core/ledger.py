@@ -8,19 +8,25 @@ refuses raises ``InvalidEvent``; the caller dead-letters it and the state is unt
 
 After each event that changed something, the ledger re-evaluates promises, the credit
 limit and the dunning steps that are due on the debtor's business date.
+
+How: ``apply`` copies the state once (``DebtorState.copy``) and the helpers below change
+that copy, replacing a container whole when they change it; the state passed in is
+never touched. The dunning steps are looked at again only where an event can make one
+due (see ``_could_fire``): the state after every event is already settled for its
+business date, so most events need no look at the other invoices at all.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
-from functools import singledispatch
 
 from streams.core import events as ev
-from streams.core.dunning import due_actions
-from streams.core.limits import limit_events
+from streams.core.dunning import due_actions, might_move, next_move
+from streams.core.limits import update_limit_state
 from streams.core.policy import Policy
 from streams.core.references import normalise
-from streams.core.state import Debtor, DebtorState, Dispute, Item, Promise, evolve
+from streams.core.state import Debtor, DebtorState, Dispute, Item, Promise
 
 # How long settled invoices, settled promises and the ids of applied payments are
 # kept: long enough to recognise any redelivery, short enough to bound state.
@@ -30,24 +36,43 @@ SETTLED_PROMISES_KEPT = 5
 MAX_CATCH_UP_DAYS = 366
 
 Outputs = list
+# For ``evaluate``: which invoices may have a step due (else a tuple of them).
+ALL_ITEMS = None  # any: something that held them back changed
+WHEN_DUE = "when due"  # any, but only once the dates say so (``steps_quiet_until``): a new day
 
 
 def apply(state: DebtorState, event, policy: Policy) -> tuple[DebtorState, Outputs]:
-    if isinstance(event, ev.DayStarted):
+    kind = type(event)
+    if kind is ev.DayStarted:
         return start_day(state, event.business_date, policy)
+    book = _BOOKING.get(kind)
+    if book is None:
+        raise ev.InvalidEvent(f"{kind.__name__} is not a ledger event", "type")
     if event.debtor_id != state.debtor_id:
         raise ev.InvalidEvent(f"belongs to debtor {event.debtor_id!r}, not {state.debtor_id!r}", "debtor_id")
-    if not isinstance(event, ev.DebtorRegistered) and state.debtor is None:
+    if kind is not ev.DebtorRegistered and state.debtor is None:
         raise ev.InvalidEvent(f"unknown debtor {event.debtor_id!r}: no DebtorRegistered yet", "debtor_id")
-    new_state, outputs = _book(event, state)
-    if new_state is state:
+    draft = state.copy()
+    outputs = book(event, draft)
+    if outputs is None:
         return state, []  # a duplicate: nothing changes, nothing is emitted
-    new_state = evolve(new_state, version=new_state.version + 1)
-    new_state, more = _settle_promises(new_state)
-    outputs.extend(more)
-    new_state, more = evaluate(new_state, policy)
-    outputs.extend(more)
-    return new_state, outputs
+    draft.version += 1
+    promises_settled = _settle_promises(draft, outputs) if draft.promises else False
+    evaluate(draft, policy, outputs, _could_fire(kind, event, draft, promises_settled))
+    return draft, outputs
+
+
+def _could_fire(kind: type, event, state: DebtorState, promises_settled: bool):
+    """The invoices whose dunning step this event may have made due: ``ALL_ITEMS``, or a
+    tuple. Payments, credit notes, new disputes and promises only take amounts out of
+    dunning, so they cannot; a new invoice can, and then (for the minimum amount) so can
+    the invoices at its step; a resolved dispute, a settled promise or new master data
+    can make any invoice due."""
+    if kind is ev.InvoiceIssued:
+        return (state.items[event.invoice_id],)
+    if promises_settled or kind is ev.DisputeResolved or kind is ev.DebtorRegistered:
+        return ALL_ITEMS
+    return ()
 
 
 def start_day(state: DebtorState, today: date, policy: Policy) -> tuple[DebtorState, Outputs]:
@@ -56,54 +81,66 @@ def start_day(state: DebtorState, today: date, policy: Policy) -> tuple[DebtorSt
     term is skipped and the outcome is the same as with every tick delivered."""
     if state.today is not None and today <= state.today:
         return state, []  # a repeated or late tick
+    draft = state.copy()
     outputs: Outputs = []
     if state.today is not None:
         missed = (today - state.today).days - 1
         for _ in range(min(missed, MAX_CATCH_UP_DAYS)):
-            state, more = _one_day(state, state.today + timedelta(days=1), policy)
-            outputs.extend(more)
-    state, more = _one_day(state, today, policy)
-    return state, outputs + more
+            _one_day(draft, draft.today + timedelta(days=1), policy, outputs)
+    _one_day(draft, today, policy, outputs)
+    return draft, outputs
 
 
-def _one_day(state: DebtorState, today: date, policy: Policy) -> tuple[DebtorState, Outputs]:
+def _one_day(state: DebtorState, today: date, policy: Policy, outputs: Outputs) -> None:
     """Break overdue promises, prune old history, run the steps due on ``today``."""
     first_day = state.today is None
-    state = evolve(state, today=today, version=state.version + 1)
-    outputs: Outputs = []
-    promises = []
-    for promise in state.promises:
-        if promise.status == "running" and promise.promised_date < today:
-            promise = evolve(promise, status="broken")
-            outputs.append(_promise_event(ev.PromiseBroken, state, promise))
-        promises.append(promise)
-    state = evolve(state, promises=_trim_settled(promises), **_pruned(state, today, first_day))
-    state, more = evaluate(state, policy)
-    return state, outputs + more
+    state.today = today
+    state.version += 1
+    candidates = WHEN_DUE
+    if state.promises:
+        promises = []
+        for promise in state.promises:
+            if promise.status == "running" and promise.promised_date < today:
+                promise = replace(promise, status="broken")
+                outputs.append(_promise_event(ev.PromiseBroken, state, promise))
+                candidates = ALL_ITEMS  # what it held back is due again
+            promises.append(promise)
+        state.promises = _trim_settled(promises)
+    _prune(state, today, first_day)
+    evaluate(state, policy, outputs, candidates)
 
 
-def evaluate(state: DebtorState, policy: Policy) -> tuple[DebtorState, Outputs]:
-    """Limit state and due dunning steps, on the debtor's business date."""
+def evaluate(state: DebtorState, policy: Policy, outputs: Outputs, candidates=ALL_ITEMS) -> None:
+    """Limit state and due dunning steps, on the debtor's business date. ``candidates``
+    says which invoices may have a step due: ``ALL_ITEMS``, ``WHEN_DUE`` or a tuple."""
     if state.debtor is None:
-        return state, []
-    state, outputs = limit_events(state, policy.limit_warning_bp)
+        return
+    update_limit_state(state, policy.limit_warning_bp, outputs)
+    today = state.today
+    if today is None or candidates == ():
+        return
     workflow = policy.workflow_for_debtor(state.debtor)
-    if workflow is not None and state.today is not None:
-        state, actions = due_actions(state, workflow, state.today)
-        outputs.extend(actions)
-    return state, outputs
+    if workflow is None:
+        return
+    quiet = state.steps_quiet_until
+    known = quiet is not None and quiet[0] is workflow
+    if candidates is WHEN_DUE:
+        if known and today.toordinal() < quiet[1]:
+            return
+    elif candidates is not ALL_ITEMS:
+        if not any(might_move(item, workflow, today) for item in candidates):
+            if known:  # the new invoices may move before the others do
+                state.steps_quiet_until = (workflow, min(quiet[1], *(next_move(i, workflow) for i in candidates)))
+            return
+    due_actions(state, workflow, today, outputs)
 
 
 # --------------------------------------------------------------------------- booking
+# Each takes the event and the copy to change; returns the outputs, or None when the
+# event changes nothing (a redelivery).
 
 
-@singledispatch
-def _book(event, state: DebtorState) -> tuple[DebtorState, Outputs]:
-    raise ev.InvalidEvent(f"{type(event).__name__} is not a ledger event", "type")
-
-
-@_book.register
-def _(event: ev.DebtorRegistered, state: DebtorState):
+def _registered(event: ev.DebtorRegistered, state: DebtorState):
     debtor = Debtor(
         name=event.name,
         kind=event.kind,
@@ -124,20 +161,21 @@ def _(event: ev.DebtorRegistered, state: DebtorState):
     if limit is not None and limit < 0:
         raise ev.InvalidEvent("must not be negative", "credit_limit_minor")
     # A redelivered registration must not undo a later change of master data or limit.
-    if state.has_seen(event.event_id) or (debtor == state.debtor and limit == state.credit_limit_minor):
-        return state, []
-    state = evolve(state, debtor=debtor, credit_limit_minor=limit)
-    return _remember(state, event.event_id, None, 0), []
+    if event.event_id in state.seen or (debtor == state.debtor and limit == state.credit_limit_minor):
+        return None
+    state.debtor = debtor
+    state.credit_limit_minor = limit
+    _remember(state, event.event_id, None)
+    return []
 
 
-@_book.register
-def _(event: ev.InvoiceIssued, state: DebtorState):
+def _invoice(event: ev.InvoiceIssued, state: DebtorState):
     _require_positive(event.amount_minor)
     _require_currency(state, event.currency)
     if event.due_date < event.issue_date:
         raise ev.InvalidEvent(f"due date {event.due_date} is before issue date {event.issue_date}", "due_date")
     reference = normalise(event.payment_reference) if event.payment_reference else None
-    existing = state.item(event.invoice_id)
+    existing = state.items.get(event.invoice_id)
     if existing is not None:
         same = (existing.issue_date, existing.due_date, existing.amount_minor, existing.payment_reference) == (
             event.issue_date,
@@ -146,73 +184,68 @@ def _(event: ev.InvoiceIssued, state: DebtorState):
             reference,
         )
         if same:
-            return state, []
+            return None
         raise ev.InvalidEvent(
             f"invoice {event.invoice_id!r} was already issued with different content", "invoice_id"
         )
-    item = Item(
-        invoice_id=event.invoice_id,
-        event_id=event.event_id,
-        issue_date=event.issue_date,
-        due_date=event.due_date,
-        amount_minor=event.amount_minor,
-        payment_reference=reference,
+    state.put_item(
+        Item(event.invoice_id, event.event_id, event.issue_date, event.due_date, event.amount_minor,
+             payment_reference=reference)
     )
-    items = tuple(sorted(state.items + (item,), key=lambda i: (i.due_date, i.invoice_id)))
-    outputs: Outputs = []
-    if reference:
-        outputs.append(
-            ev.ReferenceIssued(
-                event_id=f"ref:{event.event_id}",
-                reference=reference,
-                debtor_id=state.debtor_id,
-                invoice_id=event.invoice_id,
-                currency=event.currency,
-            )
+    if not reference:
+        return []
+    return [
+        ev.ReferenceIssued(
+            event_id=f"ref:{event.event_id}",
+            reference=reference,
+            debtor_id=state.debtor_id,
+            invoice_id=event.invoice_id,
+            currency=event.currency,
         )
-    return evolve(state, items=items), outputs
+    ]
 
 
-@_book.register
-def _(event: ev.CreditNoteIssued, state: DebtorState):
+def _credit_note(event: ev.CreditNoteIssued, state: DebtorState):
     _require_positive(event.amount_minor)
     _require_currency(state, event.currency)
-    if state.has_seen(event.event_id):
-        return state, []
-    item = state.item(event.invoice_id)
+    if event.event_id in state.seen:
+        return None
+    item = state.items.get(event.invoice_id)
     if item is None:
         raise ev.InvalidEvent(f"credits unknown invoice {event.invoice_id!r}", "invoice_id")
     absorbed = min(event.amount_minor, item.open_minor)
-    state = _replace_item(state, evolve(item, credited_minor=item.credited_minor + absorbed))
-    return _remember(state, event.event_id, event.issue_date, event.amount_minor - absorbed), []
+    state.put_item(item.with_booked(item.paid_minor, item.credited_minor + absorbed))
+    _remember(state, event.event_id, event.issue_date)
+    state.credit_minor += event.amount_minor - absorbed
+    return []
 
 
-@_book.register
-def _(event: ev.PaymentMatched, state: DebtorState):
+def _payment(event: ev.PaymentMatched, state: DebtorState):
     _require_positive(event.amount_minor)
     _require_currency(state, event.currency)
-    if state.has_seen(event.event_id):
-        return state, []
-    item = state.item(event.invoice_id)
+    if event.event_id in state.seen:
+        return None
+    item = state.items.get(event.invoice_id)
     absorbed = 0
     if item is not None:
         absorbed = min(event.amount_minor, item.open_minor)
-        state = _replace_item(state, evolve(item, paid_minor=item.paid_minor + absorbed))
-    promises = tuple(
-        evolve(p, paid_minor=p.paid_minor + event.amount_minor) if p.covers(event.invoice_id) else p
-        for p in state.promises
-    )
-    state = evolve(state, promises=promises)
-    return _remember(state, event.event_id, event.booking_date, event.amount_minor - absorbed), []
+        state.put_item(item.with_booked(item.paid_minor + absorbed, item.credited_minor))
+    if state.promises:
+        state.promises = tuple(
+            replace(p, paid_minor=p.paid_minor + event.amount_minor) if p.covers(event.invoice_id) else p
+            for p in state.promises
+        )
+    _remember(state, event.event_id, event.booking_date)
+    state.credit_minor += event.amount_minor - absorbed
+    return []
 
 
-@_book.register
-def _(event: ev.DisputeOpened, state: DebtorState):
-    if state.has_seen(_resolved(event.dispute_id)) or any(d.dispute_id == event.dispute_id for d in state.disputes):
-        return state, []  # open, or resolved already: a redelivery
+def _dispute_opened(event: ev.DisputeOpened, state: DebtorState):
+    if _resolved(event.dispute_id) in state.seen or any(d.dispute_id == event.dispute_id for d in state.disputes):
+        return None  # open, or resolved already: a redelivery
     if event.kind not in ("dispute", "complaint"):
         raise ev.InvalidEvent(f"{event.kind!r} is neither 'dispute' nor 'complaint'", "kind")
-    item = state.item(event.invoice_id)
+    item = state.items.get(event.invoice_id)
     if item is None:
         raise ev.InvalidEvent(f"disputes unknown invoice {event.invoice_id!r}", "invoice_id")
     amount = item.open_minor if event.amount_minor is None else event.amount_minor
@@ -227,25 +260,25 @@ def _(event: ev.DisputeOpened, state: DebtorState):
         reason=event.reason,
         owner=event.owner,
     )
-    return evolve(state, disputes=state.disputes + (dispute,)), []
+    state.disputes = state.disputes + (dispute,)
+    return []
 
 
-@_book.register
-def _(event: ev.DisputeResolved, state: DebtorState):
+def _dispute_resolved(event: ev.DisputeResolved, state: DebtorState):
     remaining = tuple(d for d in state.disputes if d.dispute_id != event.dispute_id)
     if len(remaining) == len(state.disputes):
-        return state, []  # already resolved (or never opened): nothing to do
+        return None  # already resolved (or never opened): nothing to do
     # Remembered, so that the DisputeOpened redelivered later does not open it again.
-    state = evolve(state, disputes=remaining)
-    return _remember(state, _resolved(event.dispute_id), event.resolved_on, 0), []
+    state.disputes = remaining
+    _remember(state, _resolved(event.dispute_id), event.resolved_on)
+    return []
 
 
-@_book.register
-def _(event: ev.PromiseToPayMade, state: DebtorState):
+def _promise_made(event: ev.PromiseToPayMade, state: DebtorState):
     _require_positive(event.amount_minor)
     _require_currency(state, event.currency)
-    if state.has_seen(_made(event.promise_id)) or any(p.promise_id == event.promise_id for p in state.promises):
-        return state, []  # running, or settled (and perhaps trimmed already): a redelivery
+    if _made(event.promise_id) in state.seen or any(p.promise_id == event.promise_id for p in state.promises):
+        return None  # running, or settled (and perhaps trimmed already): a redelivery
     if event.promised_date < event.made_on:
         raise ev.InvalidEvent(f"promised date {event.promised_date} is before {event.made_on}", "promised_date")
     promise = Promise(
@@ -255,21 +288,35 @@ def _(event: ev.PromiseToPayMade, state: DebtorState):
         amount_minor=event.amount_minor,
         invoice_ids=tuple(event.invoice_ids),
     )
-    state = evolve(state, promises=state.promises + (promise,))
-    return _remember(state, _made(event.promise_id), event.made_on, 0), []
+    state.promises = state.promises + (promise,)
+    _remember(state, _made(event.promise_id), event.made_on)
+    return []
 
 
-@_book.register
-def _(event: ev.CreditLimitSet, state: DebtorState):
+def _limit_set(event: ev.CreditLimitSet, state: DebtorState):
     if event.amount_minor < 0:
         raise ev.InvalidEvent("must not be negative", "amount_minor")
     _require_currency(state, event.currency)
     if event.source not in ("own", "insurer"):
         raise ev.InvalidEvent(f"{event.source!r} is neither 'own' nor 'insurer'", "source")
-    if state.has_seen(event.event_id):
-        return state, []
-    state = evolve(state, credit_limit_minor=event.amount_minor, limit_source=event.source)
-    return _remember(state, event.event_id, event.effective_date, 0), []
+    if event.event_id in state.seen:
+        return None
+    state.credit_limit_minor = event.amount_minor
+    state.limit_source = event.source
+    _remember(state, event.event_id, event.effective_date)
+    return []
+
+
+_BOOKING = {
+    ev.DebtorRegistered: _registered,
+    ev.InvoiceIssued: _invoice,
+    ev.CreditNoteIssued: _credit_note,
+    ev.PaymentMatched: _payment,
+    ev.DisputeOpened: _dispute_opened,
+    ev.DisputeResolved: _dispute_resolved,
+    ev.PromiseToPayMade: _promise_made,
+    ev.CreditLimitSet: _limit_set,
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -285,16 +332,13 @@ def _require_currency(state: DebtorState, currency: str) -> None:
         raise ev.InvalidEvent(f"currency {currency} differs from the debtor's currency {state.currency}", "currency")
 
 
-def _replace_item(state: DebtorState, item: Item) -> DebtorState:
-    return evolve(state, items=tuple(item if i.invoice_id == item.invoice_id else i for i in state.items))
-
-
-def _remember(state: DebtorState, event_id: str, on: date | None, extra_credit: int) -> DebtorState:
+def _remember(state: DebtorState, event_id: str, on: date | None) -> None:
     # Dated by the business date it was applied on (or its own date, if later), so that
     # an event booked late, e.g. an old bank transaction, is kept as long as any other.
     # Before the first DayStarted there is no business date: the first one stamps it.
-    stamp = max((d for d in (on, state.today) if d is not None), default=date.min)
-    return evolve(state, seen=state.seen + ((event_id, stamp),), credit_minor=state.credit_minor + extra_credit)
+    today = state.today
+    stamp = on if today is None or (on is not None and on > today) else today
+    state.seen = {**state.seen, event_id: stamp or date.min}
 
 
 def _resolved(dispute_id: str) -> str:
@@ -305,17 +349,19 @@ def _made(promise_id: str) -> str:
     return f"promise-made:{promise_id}"
 
 
-def _settle_promises(state: DebtorState) -> tuple[DebtorState, Outputs]:
-    outputs: Outputs = []
+def _settle_promises(state: DebtorState, outputs: Outputs) -> bool:
+    """Running promises paid in full are kept. True if any was."""
+    kept = False
     promises = []
     for promise in state.promises:
         if promise.status == "running" and promise.paid_minor >= promise.amount_minor:
-            promise = evolve(promise, status="kept")
+            promise = replace(promise, status="kept")
             outputs.append(_promise_event(ev.PromiseKept, state, promise))
+            kept = True
         promises.append(promise)
-    if not outputs:
-        return state, []
-    return evolve(state, promises=_trim_settled(promises)), outputs
+    if kept:
+        state.promises = _trim_settled(promises)
+    return kept
 
 
 def _trim_settled(promises: list[Promise]) -> tuple[Promise, ...]:
@@ -324,17 +370,19 @@ def _trim_settled(promises: list[Promise]) -> tuple[Promise, ...]:
     return tuple(p for p in promises if p.promise_id not in drop)
 
 
-def _pruned(state: DebtorState, today: date, first_day: bool) -> dict:
+def _prune(state: DebtorState, today: date, first_day: bool) -> None:
     horizon = today - RETENTION
     seen = state.seen
     if first_day:  # what was applied before any business date counts from the first one
-        seen = tuple((seen_id, max(on, today)) for seen_id, on in seen)
-    return {
-        "seen": tuple(entry for entry in seen if entry[1] >= horizon),
-        # A settled invoice stays until its due date is past the horizon, so that a
-        # redelivered InvoiceIssued is still recognised as a duplicate.
-        "items": tuple(i for i in state.items if i.open_minor or i.due_date >= horizon),
-    }
+        seen = state.seen = {seen_id: max(on, today) for seen_id, on in seen.items()}
+    if seen and min(seen.values()) < horizon:
+        state.seen = {seen_id: on for seen_id, on in seen.items() if on >= horizon}
+    # A settled invoice stays until its due date is past the horizon, so that a
+    # redelivered InvoiceIssued is still recognised as a duplicate. Items are in due
+    # order: only if the first is past the horizon can any go.
+    items = state.items
+    if items and next(iter(items.values())).due_date < horizon:
+        state.keep_items({key: i for key, i in items.items() if i.open_minor or i.due_date >= horizon})
 
 
 def _promise_event(event_type, state: DebtorState, promise: Promise):

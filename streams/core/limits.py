@@ -7,7 +7,7 @@ Exposure is the debtor's balance (never below zero). Utilisation is in basis poi
 from __future__ import annotations
 
 from streams.core.events import LimitBreached, LimitCleared, LimitWarning
-from streams.core.state import LIMIT_BREACHED, LIMIT_NONE, LIMIT_OK, LIMIT_WARNING, DebtorState, evolve
+from streams.core.state import LIMIT_BREACHED, LIMIT_NONE, LIMIT_OK, LIMIT_WARNING, DebtorState
 
 UTILISATION_CAP_BP = 1_000_000  # 10,000 %: reported for exposure against a zero limit
 _EVENT_FOR_STATE = {LIMIT_OK: LimitCleared, LIMIT_WARNING: LimitWarning, LIMIT_BREACHED: LimitBreached}
@@ -28,25 +28,30 @@ def utilisation_bp(state: DebtorState) -> int | None:
 
 
 def limit_state_of(state: DebtorState, warning_bp: int) -> str:
-    if state.credit_limit_minor is None:
+    limit = state.credit_limit_minor
+    if limit is None:
         return LIMIT_NONE
-    if exposure_minor(state) > state.credit_limit_minor:
+    exposure = max(0, state.open_minor - state.credit_minor)  # exposure_minor, on the hot path
+    if exposure > limit:
         return LIMIT_BREACHED
-    if (utilisation_bp(state) or 0) >= warning_bp:
+    # utilisation_bp(state) >= warning_bp, without the division (a zero limit breached above)
+    if limit > 0 and exposure * 10_000 >= warning_bp * limit:
         return LIMIT_WARNING
     return LIMIT_OK
 
 
-def limit_events(state: DebtorState, warning_bp: int) -> tuple[DebtorState, list]:
+def update_limit_state(state: DebtorState, warning_bp: int, outputs: list) -> None:
+    """Move ``state`` (a copy the ledger made) to its limit state; append the event that
+    announces the change, if it is one to announce."""
     new = limit_state_of(state, warning_bp)
-    if new == state.limit_state:
-        return state, []
     previous = state.limit_state
-    state = evolve(state, limit_state=new)
+    if new == previous:
+        return
+    state.limit_state = new
     if new == LIMIT_NONE or (previous == LIMIT_NONE and new == LIMIT_OK):
-        return state, []  # a limit set or removed while nothing is at stake
+        return  # a limit set or removed while nothing is at stake
     event_type = _EVENT_FOR_STATE[new]
-    return state, [
+    outputs.append(
         event_type(
             event_id=f"{state.debtor_id}:limit:{state.version}:{new}",
             debtor_id=state.debtor_id,
@@ -57,4 +62,4 @@ def limit_events(state: DebtorState, warning_bp: int) -> tuple[DebtorState, list
             currency=state.currency,
             source=state.limit_source,
         )
-    ]
+    )

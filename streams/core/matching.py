@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from streams.core import events as ev
-from streams.core.references import is_valid_reference, normalise
+from streams.core.references import is_valid_normalised_reference, normalise
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ def match_payment(
         return _unmatched(payment, "not an incoming payment (amount is not positive)")
     if not reference:
         return _unmatched(payment, "no structured payment reference")
-    if not is_valid_reference(reference):
+    if not is_valid_normalised_reference(reference):
         return _unmatched(payment, f"structured reference {reference} fails its check digits")
     entry = index.get(reference)
     if entry is None:

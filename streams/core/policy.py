@@ -36,6 +36,10 @@ class Workflow:
     name: str
     steps: tuple[Step, ...]
     min_amount_minor: int = 0  # below this, an action waits rather than fires
+    offsets: tuple[int, ...] = field(init=False, compare=False, repr=False)  # of the steps, looked up per invoice
+
+    def __post_init__(self):
+        object.__setattr__(self, "offsets", tuple(step.offset_days for step in self.steps))
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,9 @@ A reference is only trusted for automatic matching when its check digits validat
 
 from __future__ import annotations
 
+from itertools import cycle
+from operator import mul
+
 from stdnum import iso11649
 
 _WEIGHTS = (2, 4, 8, 5, 10, 9, 7, 3, 6, 1)
@@ -13,18 +16,24 @@ _LENGTH_CODES = {7: "7", 8: "8", 9: "9", 10: "0", 11: "1", 12: "2"}
 
 def normalise(reference: str) -> str:
     """Upper case without spaces, dots or dashes: the form references are indexed in."""
-    return "".join(ch for ch in reference.upper() if ch.isalnum())
+    upper = reference.upper()
+    if upper.isalnum():
+        return upper  # already clean, as most are
+    return "".join(ch for ch in upper if ch.isalnum())
 
 
 def _check_digit(digits: str) -> int:
-    total = sum(int(d) * _WEIGHTS[i % 10] for i, d in enumerate(reversed(digits)))
+    total = sum(map(mul, map(int, reversed(digits)), cycle(_WEIGHTS)))
     check = 11 - total % 11
-    return {10: 1, 11: 0}.get(check, check)
+    return 1 if check == 10 else 0 if check == 11 else check
 
 
 def is_valid_betalingskenmerk(reference: str) -> bool:
-    ref = normalise(reference)
-    if not ref.isdigit():
+    return _valid_betalingskenmerk(normalise(reference))
+
+
+def _valid_betalingskenmerk(ref: str) -> bool:
+    if not (ref.isascii() and ref.isdigit()):
         return False
     if len(ref) == 7:
         return True  # 7 digits carry no check digit
@@ -63,5 +72,9 @@ def rf_for(base: str) -> str:
 
 
 def is_valid_reference(reference: str) -> bool:
-    ref = normalise(reference)
-    return is_valid_rf(ref) if ref.startswith("RF") else is_valid_betalingskenmerk(ref)
+    return is_valid_normalised_reference(normalise(reference))
+
+
+def is_valid_normalised_reference(ref: str) -> bool:
+    """``is_valid_reference`` for a reference that ``normalise`` returned."""
+    return is_valid_rf(ref) if ref.startswith("RF") else _valid_betalingskenmerk(ref)

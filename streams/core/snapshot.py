@@ -15,7 +15,7 @@ def snapshot(state: DebtorState, policy: Policy) -> ev.DebtorSnapshot:
     workflow = policy.workflow_for_debtor(debtor)
     not_due, d30, d60, d90, older = state.aging()
     items = []
-    for item in state.items:
+    for item in state.items.values():
         open_minor = item.open_minor
         if not open_minor:
             continue

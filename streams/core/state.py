@@ -1,12 +1,18 @@
 """Per-debtor state: open items, disputes, promises, limit, and what follows from them.
 
-All values are immutable; the ledger builds a new state for every event. Derived
-figures (balance, overdue, aging) are computed, not stored, so they cannot drift.
+States are values. ``apply`` never changes the state it is given: it works on a copy
+(``DebtorState.copy``, which shares the containers) and replaces a container whole
+when it changes one, so the state before an event stays as it was. That keeps the
+ledger pure without rebuilding every field for every event.
+
+Two figures are kept in step instead of summed on every event, since the limit check
+needs them after every event: ``open_minor`` (the open amount of all items) is updated
+wherever an item is put, and property tests check it against the sum.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Optional
 
@@ -36,9 +42,9 @@ class Debtor:
         return dict(zip(ATTRIBUTE_NAMES, self.attribute_values()))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Item:
-    """An invoice and everything booked against it."""
+    """An invoice and everything booked against it. A value: changed by building a new one."""
 
     invoice_id: str
     event_id: str  # of the InvoiceIssued, to tell a duplicate from a conflicting re-use
@@ -54,6 +60,14 @@ class Item:
     @property
     def open_minor(self) -> int:
         return max(0, self.amount_minor - self.paid_minor - self.credited_minor)
+
+    def with_booked(self, paid_minor: int, credited_minor: int) -> Item:
+        return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
+                    paid_minor, credited_minor, self.payment_reference, self.dunning_step, self.last_step_date)
+
+    def at_step(self, dunning_step: int, last_step_date: Optional[date]) -> Item:
+        return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
+                    self.paid_minor, self.credited_minor, self.payment_reference, dunning_step, last_step_date)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +95,16 @@ class Promise:
         return self.status == "running" and (not self.invoice_ids or invoice_id in self.invoice_ids)
 
 
-@dataclass(frozen=True, slots=True)
+def due_order(item: Item) -> tuple[date, str]:
+    return item.due_date, item.invoice_id
+
+
+@dataclass(slots=True)
 class DebtorState:
     debtor_id: str
     debtor: Optional[Debtor] = None
-    items: tuple[Item, ...] = ()  # open and recently settled invoices, by due date
+    # Open and recently settled invoices by invoice id, in due-date order (then invoice id).
+    items: dict[str, Item] = field(default_factory=dict)
     disputes: tuple[Dispute, ...] = ()  # open disputes only
     promises: tuple[Promise, ...] = ()  # running ones and the last settled ones
     credit_minor: int = 0  # payments and credit notes not absorbed by an invoice
@@ -94,10 +113,45 @@ class DebtorState:
     limit_state: str = LIMIT_NONE
     today: Optional[date] = None  # the business date of the last DayStarted seen
     version: int = 0  # events applied
-    # ids of applied registrations, payments, credit notes and limit changes, and of
+    # Ids of applied registrations, payments, credit notes and limit changes, and of
     # resolved disputes and made promises, with the business date they were applied on:
     # redelivered events are recognised and ignored; old ids are pruned.
-    seen: tuple[tuple[str, date], ...] = field(default=())
+    seen: dict[str, date] = field(default_factory=dict)
+    open_minor: int = 0  # the open amount of all items, kept in step by put_item
+    # (workflow, date ordinal): before that date no step of that workflow can move, so a
+    # day tick need not look at the items. A hint, not part of the state: not stored,
+    # not compared; None means look.
+    steps_quiet_until: Optional[tuple] = field(default=None, compare=False, repr=False)
+
+    def copy(self) -> DebtorState:
+        """A shallow copy to change: containers are shared and must be replaced, not changed."""
+        return DebtorState(self.debtor_id, self.debtor, self.items, self.disputes, self.promises,
+                           self.credit_minor, self.credit_limit_minor, self.limit_source, self.limit_state,
+                           self.today, self.version, self.seen, self.open_minor, self.steps_quiet_until)
+
+    # ---- changing a copy
+
+    def put_item(self, item: Item) -> None:
+        """Add or replace an item (a new dict: the old one may be shared)."""
+        items = self.items
+        old = items.get(item.invoice_id)
+        if old is not None:
+            self.open_minor += item.open_minor - old.open_minor
+            self.items = {**items, item.invoice_id: item}  # keeps its place
+            return
+        self.open_minor += item.open_minor
+        last = next(reversed(items.values())) if items else None
+        if last is None or item.due_date > last.due_date or (
+            item.due_date == last.due_date and item.invoice_id > last.invoice_id
+        ):
+            self.items = {**items, item.invoice_id: item}  # comes last, as most new invoices do
+        else:
+            self.items = {i.invoice_id: i for i in sorted((*items.values(), item), key=due_order)}
+
+    def keep_items(self, items: dict[str, Item]) -> None:
+        """Replace all items by ``items`` (in due-date order)."""
+        self.items = items
+        self.open_minor = sum(i.open_minor for i in items.values())
 
     # ---- derived figures
 
@@ -107,12 +161,12 @@ class DebtorState:
 
     @property
     def open_total_minor(self) -> int:
-        return sum(item.open_minor for item in self.items)
+        return self.open_minor
 
     @property
     def balance_minor(self) -> int:
         """What the debtor owes: open items less unallocated credit."""
-        return self.open_total_minor - self.credit_minor
+        return self.open_minor - self.credit_minor
 
     def disputed_minor(self, invoice_id: str) -> int:
         return sum(d.amount_minor for d in self.disputes if d.invoice_id == invoice_id)
@@ -121,13 +175,13 @@ class DebtorState:
         today = today or self.today
         if today is None:
             return 0
-        return sum(i.open_minor for i in self.items if i.due_date < today)
+        return sum(i.open_minor for i in self.items.values() if i.due_date < today)
 
     def aging(self, today: Optional[date] = None) -> tuple[int, int, int, int, int]:
         """Open amounts: not due, 1-30, 31-60, 61-90 and over 90 days overdue."""
         today = today or self.today
         buckets = [0, 0, 0, 0, 0]
-        for item in self.items:
+        for item in self.items.values():
             amount = item.open_minor
             if not amount:
                 continue
@@ -137,31 +191,7 @@ class DebtorState:
         return tuple(buckets)  # type: ignore[return-value]
 
     def has_seen(self, event_id: str) -> bool:
-        return any(seen_id == event_id for seen_id, _ in self.seen)
+        return event_id in self.seen
 
     def item(self, invoice_id: str) -> Optional[Item]:
-        for item in self.items:
-            if item.invoice_id == invoice_id:
-                return item
-        return None
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def evolve(obj, **changes):
-    """``dataclasses.replace`` for the core's frozen slotted records, several times faster:
-    it copies the fields instead of re-running ``__init__`` (the ledger builds a new state
-    per event, so this is on the hot path)."""
-    cls = type(obj)
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    unknown = changes.keys() - set(names)
-    if unknown:
-        raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(unknown))}")
-    new = object.__new__(cls)
-    set_field = object.__setattr__
-    for name in names:
-        set_field(new, name, changes[name] if name in changes else getattr(obj, name))
-    return new
+        return self.items.get(invoice_id)
