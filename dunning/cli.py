@@ -15,6 +15,7 @@ from pathlib import Path
 
 from dunning.config import Settings
 from dunning.observability import configure_logging, serve_metrics
+from dunning.runtime import tune_garbage_collector
 
 
 def _policy(path: Path):
@@ -35,6 +36,7 @@ def cmd_worker(settings: Settings, args) -> int:
     with bootstrap_servers(settings.kafka_bootstrap) as bootstrap:
         ensure_topics(bootstrap, settings.partitions)
         app = create_app(settings, bootstrap, _policy(settings.policy_file), Codec.from_env())
+        tune_garbage_collector()
         worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, override_logging=False,
                               redirect_stdouts=False)  # keep structlog's JSON lines on stderr
         worker.execute_from_commandline()
@@ -108,6 +110,7 @@ def cmd_simulate(settings: Settings, args) -> int:
     if errors:
         return 1
     policy = _policy(args.policy or settings.policy_file)
+    tune_garbage_collector()
     for output in simulate(events, policy, snapshots=args.snapshots):
         if isinstance(output, Rejected):
             record = {"type": "Rejected", "line": output.position, "event_id": output.event_id,
@@ -127,6 +130,7 @@ def cmd_demo(settings: Settings, args) -> int:
 def cmd_bench(settings: Settings, args) -> int:
     from dunning.bench import run_bench
 
+    tune_garbage_collector()  # as the worker runs: the core figure is measured in this process
     return run_bench(settings, args)
 
 

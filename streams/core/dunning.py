@@ -40,23 +40,17 @@ def is_promised(state: DebtorState, invoice_id: str) -> bool:
 NEVER = date.max.toordinal() + 1  # a quiet-until for items with no step left to move
 
 
-def might_move(item: Item, workflow: Workflow, today: date) -> bool:
-    """Whether the item's step could change today, before looking at amounts, disputes
-    and promises: it has reached the offset of its next step (which includes skipping a
-    reminder meant for before its due date)."""
-    position = item.dunning_step
-    offsets = workflow.offsets
-    if position >= len(offsets) or item.last_step_date == today:
-        return False
-    return (today - item.due_date).days >= offsets[position]
-
-
-def next_move(item: Item, workflow: Workflow) -> int:
-    """The first date (ordinal) on which the item's step could move, going by dates alone."""
+def next_move(item: Item, workflow: Workflow, today: date) -> int:
+    """The first date (ordinal) from ``today`` on which the item's step could move, by the
+    dates alone: when it reaches the offset of its next step (skipping a reminder meant for
+    before its due date is such a move too), but not twice on one day."""
     position = item.dunning_step
     if position >= len(workflow.offsets):
         return NEVER
-    return item.due_date.toordinal() + workflow.offsets[position]
+    at = item.due_date.toordinal() + workflow.offsets[position]
+    if item.last_step_date == today:
+        return max(at, today.toordinal() + 1)
+    return at
 
 
 def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: list) -> None:
@@ -144,7 +138,7 @@ def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: li
         )
         for item, _ in group:
             moved[item.invoice_id] = item = item.at_step(position + 1, today)
-            quiet = min(quiet, max(tomorrow, next_move(item, workflow)))
+            quiet = min(quiet, next_move(item, workflow, today))
 
     if moved:
         state.items = {key: moved.get(key, item) for key, item in state.items.items()}

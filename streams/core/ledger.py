@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 from streams.core import events as ev
-from streams.core.dunning import due_actions, might_move, next_move
+from streams.core.dunning import due_actions, next_move
 from streams.core.limits import update_limit_state
 from streams.core.policy import Policy
 from streams.core.references import normalise
@@ -128,9 +128,10 @@ def evaluate(state: DebtorState, policy: Policy, outputs: Outputs, candidates=AL
         if known and today.toordinal() < quiet[1]:
             return
     elif candidates is not ALL_ITEMS:
-        if not any(might_move(item, workflow, today) for item in candidates):
-            if known:  # the new invoices may move before the others do
-                state.steps_quiet_until = (workflow, min(quiet[1], *(next_move(i, workflow) for i in candidates)))
+        soonest = min(next_move(item, workflow, today) for item in candidates)
+        if soonest > today.toordinal():
+            if known and soonest < quiet[1]:  # the invoices named may move before the others do
+                state.steps_quiet_until = (workflow, soonest)
             return
     due_actions(state, workflow, today, outputs)
 
@@ -328,7 +329,7 @@ def _require_positive(amount: int) -> None:
 
 
 def _require_currency(state: DebtorState, currency: str) -> None:
-    if currency != state.currency:
+    if currency != state.debtor.currency:  # registered: apply checked
         raise ev.InvalidEvent(f"currency {currency} differs from the debtor's currency {state.currency}", "currency")
 
 
@@ -338,7 +339,8 @@ def _remember(state: DebtorState, event_id: str, on: date | None) -> None:
     # Before the first DayStarted there is no business date: the first one stamps it.
     today = state.today
     stamp = on if today is None or (on is not None and on > today) else today
-    state.seen = {**state.seen, event_id: stamp or date.min}
+    state.seen = seen = state.seen.copy()
+    seen[event_id] = stamp or date.min
 
 
 def _resolved(dispute_id: str) -> str:

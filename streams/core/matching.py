@@ -7,15 +7,15 @@ is never dropped and never matched on a guess.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from streams.core import events as ev
 from streams.core.references import is_valid_normalised_reference, normalise
 
 
-@dataclass(frozen=True, slots=True)
-class ReferenceEntry:
+class ReferenceEntry(NamedTuple):
+    """Where a payment reference points. A tuple: the index holds one per invoice."""
+
     debtor_id: str
     invoice_id: str
     currency: str

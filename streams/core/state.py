@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Optional
+from typing import NamedTuple, Optional
 
 LIMIT_NONE, LIMIT_OK, LIMIT_WARNING, LIMIT_BREACHED = "none", "ok", "warning", "breached"
 ATTRIBUTE_NAMES = ("kind", "segment", "language", "currency", "intercompany", "branch", "salesperson")
@@ -42,9 +42,9 @@ class Debtor:
         return dict(zip(ATTRIBUTE_NAMES, self.attribute_values()))
 
 
-@dataclass(slots=True)
-class Item:
-    """An invoice and everything booked against it. A value: changed by building a new one."""
+class Item(NamedTuple):
+    """An invoice and everything booked against it. A tuple of plain values, so that the
+    garbage collector stops looking at it once it has seen it: a worker holds millions."""
 
     invoice_id: str
     event_id: str  # of the InvoiceIssued, to tell a duplicate from a conflicting re-use
@@ -137,16 +137,14 @@ class DebtorState:
         old = items.get(item.invoice_id)
         if old is not None:
             self.open_minor += item.open_minor - old.open_minor
-            self.items = {**items, item.invoice_id: item}  # keeps its place
-            return
-        self.open_minor += item.open_minor
-        last = next(reversed(items.values())) if items else None
-        if last is None or item.due_date > last.due_date or (
-            item.due_date == last.due_date and item.invoice_id > last.invoice_id
-        ):
-            self.items = {**items, item.invoice_id: item}  # comes last, as most new invoices do
         else:
-            self.items = {i.invoice_id: i for i in sorted((*items.values(), item), key=due_order)}
+            self.open_minor += item.open_minor
+            last = next(reversed(items.values())) if items else None
+            if last is not None and (item.due_date, item.invoice_id) < (last.due_date, last.invoice_id):
+                self.items = {i.invoice_id: i for i in sorted((*items.values(), item), key=due_order)}
+                return
+        self.items = items = items.copy()
+        items[item.invoice_id] = item  # keeps its place, or comes last as most new invoices do
 
     def keep_items(self, items: dict[str, Item]) -> None:
         """Replace all items by ``items`` (in due-date order)."""
