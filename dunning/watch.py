@@ -8,7 +8,7 @@ import time
 from collections import defaultdict
 from typing import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
 from dunning.kafka_io import end_offsets
 from schemas.codec import Codec, DecodeError
@@ -16,24 +16,28 @@ from streams import topics
 
 
 class TopicWatcher:
-    """Reads the given topics from the beginning in a background thread and hands each
-    decoded event to ``seen``; also keeps them by type for simple questions."""
+    """Reads the given topics from the beginning (or, ``from_end``, only what comes next) in a
+    background thread and hands each decoded event to ``seen``; also keeps them by type
+    for simple questions."""
 
     def __init__(self, bootstrap: str, codec: Codec, topic_names: list[str],
-                 seen: Callable[[object, float], None] | None = None):
+                 seen: Callable[[object, float], None] | None = None, from_end: bool = False):
         self.codec = codec
         self.topic_names = topic_names
         self.by_type: dict[str, list] = defaultdict(list)
         self._callback = seen
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        config = {"bootstrap.servers": bootstrap, "group.id": "dunning-watch",
+        # A short fetch wait: the embedded broker holds an empty fetch that long even when
+        # records arrive meanwhile, which would count as the platform's latency.
+        config = {"bootstrap.servers": bootstrap, "group.id": "dunning-watch", "fetch.wait.max.ms": 10,
                   "enable.auto.commit": False, "auto.offset.reset": "earliest"}
         self._consumer = Consumer(config)
         self._bootstrap = bootstrap
         metadata = self._consumer.list_topics(timeout=10)
         self._partitions = [(name, p) for name in topic_names for p in metadata.topics[name].partitions]
-        self._consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for name, p in self._partitions])
+        start = OFFSET_END if from_end else OFFSET_BEGINNING
+        self._consumer.assign([TopicPartition(name, p, start) for name, p in self._partitions])
         self._next_offset: dict[tuple[str, int], int] = {}
         self._thread = threading.Thread(target=self._run, name="topic-watcher", daemon=True)
 

@@ -14,9 +14,11 @@ has returned; Faust commits what is acked), rebalances (which wait for the batch
 hand, as they wait for events in a stream), tables and their changelog recovery (whose
 records still take Faust's own path), and the producer.
 
-A batch whose agent raises is not acked: the consumer seeks back to its first records
-and offers it again after a pause, so a passing failure such as an unreachable schema
-registry delays the batch and loses nothing.
+Each agent works off its batches in order in a task of its own, so that one agent
+waiting for the broker to acknowledge its writes does not hold up the others. A batch
+whose agent raises is not acked: the agent gets the same batch again after a pause,
+so a passing failure such as an unreachable schema registry delays it and loses
+nothing; a lasting one stops the worker from taking more, loudly (log and metric).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Awaitable, Callable
 import faust
 import structlog
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP, Message
+from faust.types import Message
 
 from streams import metrics
 from streams.processor import Record
@@ -41,6 +43,7 @@ BatchAgent = Callable[[list[Record]], Awaitable[None]]
 # runs out, even if records arrive meanwhile; Faust asks for 1,500 ms, which then adds
 # up to that much to every hop. A real broker answers as soon as records arrive.
 FETCH_MAX_WAIT_MS = 50
+LANE_DEPTH = 2  # fetched batches an agent may have waiting
 RETRY_PAUSE_SECONDS = (0.5, 1, 2, 5, 10, 30)
 
 
@@ -72,14 +75,18 @@ class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
 
 
 class BatchConsumer(aiokafka_driver.Consumer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._lanes: dict[str, _Lane] = {}
+
     def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher) -> None:  # replaces Faust's per-message loop
         agents: dict[str, BatchAgent] = self.transport.batch_agents
+        lanes = self._lanes
         read_offset = self._read_offset
         acks_enabled_for = self.app.topics.acks_enabled_for
-        failures = 0
         try:
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
                 await self.sleep(0)
@@ -100,17 +107,11 @@ class BatchConsumer(aiokafka_driver.Consumer):
                         others.append(message)
                 for message in others:
                     await self.wait_first(self.callback(message), self.suspend_flow.wait())
-                pending = list(batches.items())
-                while pending:
-                    topic, messages = pending[0]
-                    if not await self._hand_over(agents[topic], messages):
-                        # This batch and those not handed over yet are fetched again.
-                        await self._offer_again([m for _, later in pending for m in later])
-                        await asyncio.sleep(RETRY_PAUSE_SECONDS[min(failures, len(RETRY_PAUSE_SECONDS) - 1)])
-                        failures += 1
-                        break
-                    failures = 0
-                    del pending[0]
+                for topic, messages in batches.items():
+                    lane = lanes.get(topic)
+                    if lane is None:
+                        lane = lanes[topic] = _Lane(self, agents[topic])
+                    await lane.queue.put(messages)  # waits while the agent is LANE_DEPTH batches behind
                 if self._commit_every is not None and self._n_acked >= self._commit_every:
                     self._n_acked = 0
                     await self.commit()
@@ -123,33 +124,39 @@ class BatchConsumer(aiokafka_driver.Consumer):
                 return
             raise
 
-    async def _hand_over(self, agent: BatchAgent, messages: list[Message]) -> bool:
-        records = [Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp, m) for m in messages]
-        try:
-            await agent(records)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure: the batch is offered again
-            metrics.BATCH_FAILURES.labels(messages[0].topic).inc()
-            log.error("batch failed, offered again after a pause", topic=messages[0].topic,
-                      records=len(messages), error=f"{type(exc).__name__}: {exc}", exc_info=True)
-            return False
-        ack = self.ack
-        for message in messages:
-            ack(message)
-        now = time.monotonic()
-        inbound = self.app.monitor.stream_inbound_time  # read by Faust's check for stalled streams
-        for tp in {message.tp for message in messages}:
-            inbound[tp] = now
-        return True
 
-    async def _offer_again(self, messages: list[Message]) -> None:
-        first: dict[TP, int] = {}
-        for message in messages:
-            self._unacked_messages.discard(message)
-            first.setdefault(message.tp, message.offset)
-        for tp, offset in first.items():
-            await self.seek(tp, offset)
+class _Lane:
+    """One agent's queue of fetched batches, worked off in order by a task of its own, so
+    that one agent waiting for the broker does not hold up the others."""
+
+    def __init__(self, consumer: BatchConsumer, agent: BatchAgent):
+        self.consumer = consumer
+        self.agent = agent
+        self.queue: asyncio.Queue[list[Message]] = asyncio.Queue(maxsize=LANE_DEPTH)
+        consumer.add_future(self._work())  # cancelled when the consumer stops
+
+    async def _work(self) -> None:
+        consumer = self.consumer
+        while True:
+            messages = await self.queue.get()
+            records = [Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp, m) for m in messages]
+            failures = 0
+            while True:
+                try:
+                    await self.agent(records)
+                    break
+                except Exception as exc:  # noqa: BLE001 - any failure: the same batch again, after a pause
+                    metrics.BATCH_FAILURES.labels(messages[0].topic).inc()
+                    log.error("batch failed, tried again after a pause", topic=messages[0].topic,
+                              records=len(messages), error=f"{type(exc).__name__}: {exc}", exc_info=True)
+                    await asyncio.sleep(RETRY_PAUSE_SECONDS[min(failures, len(RETRY_PAUSE_SECONDS) - 1)])
+                    failures += 1
+            for message in messages:
+                consumer.ack(message)
+            now = time.monotonic()
+            inbound = consumer.app.monitor.stream_inbound_time  # read by Faust's check for stalled streams
+            for tp in {message.tp for message in messages}:
+                inbound[tp] = now
 
 
 class Transport(aiokafka_driver.Transport):
