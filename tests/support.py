@@ -1,13 +1,16 @@
-"""Real servers for tests: a throw-away PostgreSQL database and an SMTP server that keeps
-what it receives."""
+"""Real servers for tests: a throw-away PostgreSQL database, an SMTP server that keeps
+what it receives, and a schema registry speaking the Confluent REST API over HTTP."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import json
 import socket
+import threading
 import uuid
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 from aiosmtpd.controller import Controller
@@ -52,3 +55,86 @@ def start_smtp(port: int, **smtp_options) -> tuple[Controller, CollectingHandler
     controller = Controller(handler, hostname="127.0.0.1", port=port, **smtp_options)
     controller.start()
     return controller, handler
+
+
+class InMemoryRegistry:
+    """Just enough of the Confluent schema registry REST API, in memory. With
+    ``available`` False it answers every request with 503, as a registry that is down."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[int, str] = {}
+        self.subjects: dict[str, list[int]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.refused: list[tuple[str, str]] = []
+        self.available = True
+        self.lock = threading.Lock()
+
+    def register(self, subject: str, schema: str) -> int:
+        with self.lock:
+            # Like the real registry: one id per distinct schema, shared across subjects.
+            schema_id = next((i for i, s in self.schemas.items() if s == schema), None)
+            if schema_id is None:
+                schema_id = 100 + len(self.schemas)
+                self.schemas[schema_id] = schema
+            versions = self.subjects.setdefault(subject, [])
+            if schema_id not in versions:
+                versions.append(schema_id)
+            return schema_id
+
+
+class RegistryServer:
+    def __init__(self, state: InMemoryRegistry):
+        registry = state
+
+        class Handler(BaseHTTPRequestHandler):
+            def _reply(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _down(self, method: str) -> bool:
+                if registry.available:
+                    registry.requests.append((method, self.path))
+                    return False
+                registry.refused.append((method, self.path))
+                self._reply(503, {"error_code": 50301, "message": "down for the test"})
+                return True
+
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                if self._down("POST"):
+                    return
+                parts = self.path.strip("/").split("/")
+                if len(parts) != 3 or parts[0] != "subjects" or parts[2] != "versions":
+                    return self._reply(404, {"error_code": 404, "message": "not found"})
+                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                json.loads(payload["schema"])  # a registry refuses what is not a schema
+                self._reply(200, {"id": registry.register(parts[1], payload["schema"])})
+
+            def do_GET(self):  # noqa: N802
+                if self._down("GET"):
+                    return
+                parts = self.path.strip("/").split("/")
+                if len(parts) == 3 and parts[:2] == ["schemas", "ids"] and int(parts[2]) in registry.schemas:
+                    return self._reply(200, {"schema": registry.schemas[int(parts[2])]})
+                self._reply(404, {"error_code": 40403, "message": "Schema not found"})
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def start_schema_registry() -> tuple[RegistryServer, InMemoryRegistry]:
+    state = InMemoryRegistry()
+    return RegistryServer(state), state

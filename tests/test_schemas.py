@@ -7,9 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 from datetime import date, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from schemas.registry_file import IncompatibleSchema, RegistryFile
 from schemas.shapes import REQUIRED, Kind, shape_of
 from streams import topics
 from streams.core import events as ev
+from tests.support import start_schema_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 NESTED = {ev.ActionItem, ev.SnapshotItem, ev.SnapshotDispute, ev.SnapshotPromise}
@@ -421,69 +420,13 @@ def test_update_command_exits_non_zero_naming_the_subject(workspace):
 # --------------------------------------------------------------------------- Confluent registry
 
 
-class _InMemoryRegistry:
-    """Just enough of the Confluent schema registry REST API, in memory."""
-
-    def __init__(self) -> None:
-        self.schemas: dict[int, str] = {}
-        self.subjects: dict[str, list[int]] = {}
-        self.requests: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
-
-    def register(self, subject: str, schema: str) -> int:
-        with self.lock:
-            # Like the real registry: one id per distinct schema, shared across subjects.
-            schema_id = next((i for i, s in self.schemas.items() if s == schema), None)
-            if schema_id is None:
-                schema_id = 100 + len(self.schemas)
-                self.schemas[schema_id] = schema
-            versions = self.subjects.setdefault(subject, [])
-            if schema_id not in versions:
-                versions.append(schema_id)
-            return schema_id
-
-
 @pytest.fixture
 def schema_registry():
-    state = _InMemoryRegistry()
-
-    class Handler(BaseHTTPRequestHandler):
-        def _reply(self, status: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_POST(self):  # noqa: N802 (http.server's naming)
-            state.requests.append(("POST", self.path))
-            parts = self.path.strip("/").split("/")
-            if len(parts) != 3 or parts[0] != "subjects" or parts[2] != "versions":
-                return self._reply(404, {"error_code": 404, "message": "not found"})
-            payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            json.loads(payload["schema"])  # a registry refuses what is not a schema
-            self._reply(200, {"id": state.register(parts[1], payload["schema"])})
-
-        def do_GET(self):  # noqa: N802
-            state.requests.append(("GET", self.path))
-            parts = self.path.strip("/").split("/")
-            if len(parts) == 3 and parts[:2] == ["schemas", "ids"] and int(parts[2]) in state.schemas:
-                return self._reply(200, {"schema": state.schemas[int(parts[2])]})
-            self._reply(404, {"error_code": 40403, "message": "Schema not found"})
-
-        def log_message(self, *args):  # keep test output quiet
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server, state = start_schema_registry()
     try:
-        yield f"http://127.0.0.1:{server.server_port}", state
+        yield server.url, state
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        server.stop()
 
 
 def test_confluent_registry_registers_each_subject_once_and_decodes_by_id(schema_registry):
