@@ -18,7 +18,6 @@ least once, made idempotent.
 
 from __future__ import annotations
 
-import asyncio
 import weakref
 
 import faust
@@ -30,6 +29,7 @@ from streams import metrics, topics
 from streams.batching import batch_agent, use_batch_agents
 from streams.core.policy import Policy
 from streams.processor import BankProcessor, BatchResult, LedgerProcessor, MatchingProcessor, Record, lag_seconds
+from streams.producer import BatchProducer
 
 BATCH_SIZE = 2000  # records per fetch, over all topics and partitions
 
@@ -64,6 +64,7 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
         # recovery restores them exactly as they were written.
         return app.Table(name, key_type=bytes, value_type=bytes, partitions=settings.partitions)
 
+    producer = BatchProducer(bootstrap)
     debtor_states = table("debtor-state")
     references = table("payment-references")
     ledger = LedgerProcessor(codec, policy, settings.partitions)
@@ -74,20 +75,20 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
     async def ledger_agent(records: list[Record]) -> None:
         with metrics.BATCH_SECONDS.time():
             result = ledger.process(records, debtor_states.get, debtor_states.keys)
-        await _send(app, result)
-        await _write(app, debtor_states, result)
+        await _send(producer, result)
+        await _write(producer, debtor_states, result)
         lag_seconds(records)
 
     @batch_agent(app, topic(topics.BANK))
     async def bank_agent(records: list[Record]) -> None:
-        await _send(app, bank.process(records))
+        await _send(producer, bank.process(records))
         lag_seconds(records)
 
     @batch_agent(app, topic(topics.MATCHING))
     async def matching_agent(records: list[Record]) -> None:
         result = matching.process(records, references.get)
-        await _send(app, result)
-        await _write(app, references, result)
+        await _send(producer, result)
+        await _write(producer, references, result)
         lag_seconds(records)
 
     # Output topics are declared too, so they exist before anyone subscribes.
@@ -107,14 +108,15 @@ class _AtPartition:
         self.message = message
 
 
-async def _write(app: faust.App, table: faust.Table, result: BatchResult) -> None:
+async def _write(producer: BatchProducer, table: faust.Table, result: BatchResult) -> None:
     """One write per changed key: into the local store, and to the changelog in the
     partition of the event that last changed it. The changelog records are sent here and
     awaited, rather than through ``table[key] = value``: Faust queues those in a buffer
     whose flush before an offset commit gives up after 100 ms without a send
     (``Producer.flush_atmost``), so a crash could lose state for committed events."""
+    if not result.states:
+        return
     changelog = table.changelog_topic.get_topic_name()
-    pending = []
     for key, (value, record) in result.states.items():
         # The RocksDB store picks its per-partition database from the current event.
         at = _AtPartition(record.origin)
@@ -123,12 +125,11 @@ async def _write(app: faust.App, table: faust.Table, result: BatchResult) -> Non
             table.data[key] = value
         finally:
             _current_event.reset(token)
-        pending.append(await app.producer.send(changelog, key, value, record.partition, None, None))
-    await asyncio.gather(*pending)
-    await _seal_changelog(app, changelog, result)
+    await producer.send_all((changelog, key, value, record.partition) for key, (value, record) in result.states.items())
+    await _seal_changelog(producer, changelog, result)
 
 
-async def _seal_changelog(app: faust.App, changelog: str, result: BatchResult) -> None:
+async def _seal_changelog(producer: BatchProducer, changelog: str, result: BatchResult) -> None:
     """Repeat the last record of each changelog partition written, alone in its own
     produce request. The embedded broker reports a partition's end offset as the first
     offset of its last record batch + 1, and Faust restores a table up to that end: without
@@ -137,17 +138,10 @@ async def _seal_changelog(app: faust.App, changelog: str, result: BatchResult) -
     last: dict[int, tuple[bytes, bytes]] = {}
     for key, (value, record) in result.states.items():
         last[record.partition] = (key, value)
-    sends = [await app.producer.send(changelog, key, value, partition, None, None)
-             for partition, (key, value) in last.items()]
-    await asyncio.gather(*sends)  # one record per partition: each is a batch of its own
+    # Sent after the others were acknowledged: one record per partition, a batch of its own.
+    await producer.send_all((changelog, key, value, partition) for partition, (key, value) in last.items())
 
 
-async def _send(app: faust.App, result: BatchResult) -> None:
-    if not result.outputs:
-        return
-    producer = app.producer
-    pending = [
-        await producer.send(out.topic, out.key, out.value, out.partition, None, None)
-        for out in result.outputs
-    ]
-    await asyncio.gather(*pending)
+async def _send(producer: BatchProducer, result: BatchResult) -> None:
+    if result.outputs:
+        await producer.send_all((out.topic, out.key, out.value, out.partition) for out in result.outputs)

@@ -129,3 +129,34 @@ def test_an_unreachable_schema_registry_stops_the_batch_instead_of_dead_letterin
     with pytest.raises(DecodeError) as raised:
         processor.process([record], {}.get, lambda: [])
     assert raised.value.transient
+
+
+def test_metrics_count_the_batch_once_it_is_done(codec):
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    ledger = Ledger(codec)
+    ids = ["M1", "M2"]
+    before = {
+        "invoices": value("dunning_events_in_total", topic=topics.LEDGER.name, type="InvoiceIssued"),
+        "snapshots": value("dunning_outputs_total", type="DebtorSnapshot"),
+        "dead": value("dunning_dead_letters_total", topic=topics.LEDGER.name, field="amount_minor"),
+        "open": value("dunning_open_amount_minor", currency="EUR"),
+        "debtors": value("dunning_debtors"),
+    }
+    ledger.batch([ledger.record(ev.DebtorRegistered(f"m-{d}", d, d, "B2B"), partition_of(d.encode(), PARTITIONS))
+                  for d in ids])
+    invoices = [ev.InvoiceIssued(f"m-inv-{n}", ids[n % 2], f"M-F{n}", START, START, 1_000 * (n + 1)) for n in range(5)]
+    bad = ev.InvoiceIssued("m-bad", "M1", "M-BAD", START, START, -5)
+    ledger.batch([ledger.record(i, partition_of(i.debtor_id.encode(), PARTITIONS)) for i in [*invoices, bad]])
+    ledger.batch([ledger.record(ev.PaymentMatched("m-pay", "M1", "M-F0", "T", START, 1_000),
+                                partition_of(b"M1", PARTITIONS))])
+
+    assert value("dunning_events_in_total", topic=topics.LEDGER.name, type="InvoiceIssued") - before["invoices"] == 6
+    assert value("dunning_outputs_total", type="DebtorSnapshot") - before["snapshots"] == 2 + 2 + 1
+    assert value("dunning_dead_letters_total", topic=topics.LEDGER.name, field="amount_minor") - before["dead"] == 1
+    # The gauge follows each debtor's open amount: 15,000 invoiced, 1,000 paid.
+    assert value("dunning_open_amount_minor", currency="EUR") - before["open"] == 14_000
+    assert value("dunning_debtors") - before["debtors"] == 2

@@ -51,7 +51,7 @@ def snapshot(state: DebtorState, policy: Policy) -> ev.DebtorSnapshot:
         workflow=workflow.name if workflow else None,
         currency=debtor.currency,
         balance_minor=state.balance_minor,
-        overdue_minor=state.overdue_minor(),
+        overdue_minor=d30 + d60 + d90 + older,  # what is past its due date
         credit_minor=state.credit_minor,
         aging_not_due_minor=not_due,
         aging_1_30_minor=d30,
