@@ -18,6 +18,7 @@ least once, made idempotent.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 
 import faust
@@ -65,6 +66,11 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
         return app.Table(name, key_type=bytes, value_type=bytes, partitions=settings.partitions)
 
     producer = BatchProducer(bootstrap)
+
+    @app.on_before_shutdown.connect
+    async def close_producer(sender, **kwargs) -> None:  # after the consumer stopped
+        await asyncio.to_thread(producer.close)
+
     debtor_states = table("debtor-state")
     references = table("payment-references")
     ledger = LedgerProcessor(codec, policy, settings.partitions)
