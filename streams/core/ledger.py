@@ -12,8 +12,8 @@ limit and the dunning steps that are due on the debtor's business date.
 How: ``apply`` copies the state once (``DebtorState.copy``) and the helpers below change
 that copy, replacing a container whole when they change it; the state passed in is
 never touched. The dunning steps are looked at again only where an event can make one
-due (see ``_could_fire``): the state after every event is already settled for its
-business date, so most events need no look at the other invoices at all.
+due (see ``NOTHING`` and its kin): the state after every event is already settled for
+its business date, so most events need no look at the other invoices at all.
 """
 
 from __future__ import annotations
@@ -36,43 +36,39 @@ SETTLED_PROMISES_KEPT = 5
 MAX_CATCH_UP_DAYS = 366
 
 Outputs = list
-# For ``evaluate``: which invoices may have a step due (else a tuple of them).
-ALL_ITEMS = None  # any: something that held them back changed
-WHEN_DUE = "when due"  # any, but only once the dates say so (``steps_quiet_until``): a new day
+# What an event may have made due, for ``evaluate``. Payments, credit notes, new disputes,
+# promises and limits only take amounts out of dunning; a new invoice may be due at once
+# (and then, for the minimum amount, so may the invoices at its step); a resolved
+# dispute, a settled promise or new master data may release any invoice.
+NOTHING = "nothing"
+NEW_INVOICE = "the new invoice"  # becomes that Item in ``apply``
+ALL_ITEMS = "all items"
+WHEN_DUE = "when due"  # a new day: any invoice, once the dates say so (``steps_quiet_until``)
 
 
 def apply(state: DebtorState, event, policy: Policy) -> tuple[DebtorState, Outputs]:
     kind = type(event)
     if kind is ev.DayStarted:
         return start_day(state, event.business_date, policy)
-    book = _BOOKING.get(kind)
-    if book is None:
+    booking = _BOOKING.get(kind)
+    if booking is None:
         raise ev.InvalidEvent(f"{kind.__name__} is not a ledger event", "type")
     if event.debtor_id != state.debtor_id:
         raise ev.InvalidEvent(f"belongs to debtor {event.debtor_id!r}, not {state.debtor_id!r}", "debtor_id")
-    if kind is not ev.DebtorRegistered and state.debtor is None:
+    if state.debtor is None and kind is not ev.DebtorRegistered:
         raise ev.InvalidEvent(f"unknown debtor {event.debtor_id!r}: no DebtorRegistered yet", "debtor_id")
+    book, made_due = booking
     draft = state.copy()
     outputs = book(event, draft)
     if outputs is None:
         return state, []  # a duplicate: nothing changes, nothing is emitted
     draft.version += 1
-    promises_settled = _settle_promises(draft, outputs) if draft.promises else False
-    evaluate(draft, policy, outputs, _could_fire(kind, event, draft, promises_settled))
+    if draft.promises and _settle_promises(draft, outputs):
+        made_due = ALL_ITEMS
+    elif made_due is NEW_INVOICE:
+        made_due = draft.items[event.invoice_id]
+    evaluate(draft, policy, outputs, made_due)
     return draft, outputs
-
-
-def _could_fire(kind: type, event, state: DebtorState, promises_settled: bool):
-    """The invoices whose dunning step this event may have made due: ``ALL_ITEMS``, or a
-    tuple. Payments, credit notes, new disputes and promises only take amounts out of
-    dunning, so they cannot; a new invoice can, and then (for the minimum amount) so can
-    the invoices at its step; a resolved dispute, a settled promise or new master data
-    can make any invoice due."""
-    if kind is ev.InvoiceIssued:
-        return (state.items[event.invoice_id],)
-    if promises_settled or kind is ev.DisputeResolved or kind is ev.DebtorRegistered:
-        return ALL_ITEMS
-    return ()
 
 
 def start_day(state: DebtorState, today: date, policy: Policy) -> tuple[DebtorState, Outputs]:
@@ -96,42 +92,42 @@ def _one_day(state: DebtorState, today: date, policy: Policy, outputs: Outputs) 
     first_day = state.today is None
     state.today = today
     state.version += 1
-    candidates = WHEN_DUE
+    made_due = WHEN_DUE
     if state.promises:
         promises = []
         for promise in state.promises:
             if promise.status == "running" and promise.promised_date < today:
                 promise = replace(promise, status="broken")
                 outputs.append(_promise_event(ev.PromiseBroken, state, promise))
-                candidates = ALL_ITEMS  # what it held back is due again
+                made_due = ALL_ITEMS  # what it held back is due again
             promises.append(promise)
         state.promises = _trim_settled(promises)
     _prune(state, today, first_day)
-    evaluate(state, policy, outputs, candidates)
+    evaluate(state, policy, outputs, made_due)
 
 
-def evaluate(state: DebtorState, policy: Policy, outputs: Outputs, candidates=ALL_ITEMS) -> None:
-    """Limit state and due dunning steps, on the debtor's business date. ``candidates``
-    says which invoices may have a step due: ``ALL_ITEMS``, ``WHEN_DUE`` or a tuple."""
+def evaluate(state: DebtorState, policy: Policy, outputs: Outputs, made_due=ALL_ITEMS) -> None:
+    """Limit state and due dunning steps, on the debtor's business date. ``made_due``
+    says where to look for steps: ``NOTHING``, ``ALL_ITEMS``, ``WHEN_DUE`` or one Item."""
     if state.debtor is None:
         return
     update_limit_state(state, policy.limit_warning_bp, outputs)
     today = state.today
-    if today is None or candidates == ():
+    if made_due is NOTHING or today is None:
         return
     workflow = policy.workflow_for_debtor(state.debtor)
     if workflow is None:
         return
     quiet = state.steps_quiet_until
     known = quiet is not None and quiet[0] is workflow
-    if candidates is WHEN_DUE:
+    if made_due is WHEN_DUE:
         if known and today.toordinal() < quiet[1]:
             return
-    elif candidates is not ALL_ITEMS:
-        soonest = min(next_move(item, workflow, today) for item in candidates)
-        if soonest > today.toordinal():
-            if known and soonest < quiet[1]:  # the invoices named may move before the others do
-                state.steps_quiet_until = (workflow, soonest)
+    elif made_due is not ALL_ITEMS:  # one new invoice
+        at = next_move(made_due, workflow, today)
+        if at > today.toordinal():
+            if known and at < quiet[1]:  # it may move before the others do
+                state.steps_quiet_until = (workflow, at)
             return
     due_actions(state, workflow, today, outputs)
 
@@ -171,8 +167,7 @@ def _registered(event: ev.DebtorRegistered, state: DebtorState):
 
 
 def _invoice(event: ev.InvoiceIssued, state: DebtorState):
-    _require_positive(event.amount_minor)
-    _require_currency(state, event.currency)
+    _require_money(event, state)
     if event.due_date < event.issue_date:
         raise ev.InvalidEvent(f"due date {event.due_date} is before issue date {event.issue_date}", "due_date")
     reference = normalise(event.payment_reference) if event.payment_reference else None
@@ -195,20 +190,12 @@ def _invoice(event: ev.InvoiceIssued, state: DebtorState):
     )
     if not reference:
         return []
-    return [
-        ev.ReferenceIssued(
-            event_id=f"ref:{event.event_id}",
-            reference=reference,
-            debtor_id=state.debtor_id,
-            invoice_id=event.invoice_id,
-            currency=event.currency,
-        )
-    ]
+    # event_id, reference, debtor_id, invoice_id, currency
+    return [ev.ReferenceIssued(f"ref:{event.event_id}", reference, state.debtor_id, event.invoice_id, event.currency)]
 
 
 def _credit_note(event: ev.CreditNoteIssued, state: DebtorState):
-    _require_positive(event.amount_minor)
-    _require_currency(state, event.currency)
+    _require_money(event, state)
     if event.event_id in state.seen:
         return None
     item = state.items.get(event.invoice_id)
@@ -222,8 +209,7 @@ def _credit_note(event: ev.CreditNoteIssued, state: DebtorState):
 
 
 def _payment(event: ev.PaymentMatched, state: DebtorState):
-    _require_positive(event.amount_minor)
-    _require_currency(state, event.currency)
+    _require_money(event, state)
     if event.event_id in state.seen:
         return None
     item = state.items.get(event.invoice_id)
@@ -276,8 +262,7 @@ def _dispute_resolved(event: ev.DisputeResolved, state: DebtorState):
 
 
 def _promise_made(event: ev.PromiseToPayMade, state: DebtorState):
-    _require_positive(event.amount_minor)
-    _require_currency(state, event.currency)
+    _require_money(event, state)
     if _made(event.promise_id) in state.seen or any(p.promise_id == event.promise_id for p in state.promises):
         return None  # running, or settled (and perhaps trimmed already): a redelivery
     if event.promised_date < event.made_on:
@@ -297,7 +282,8 @@ def _promise_made(event: ev.PromiseToPayMade, state: DebtorState):
 def _limit_set(event: ev.CreditLimitSet, state: DebtorState):
     if event.amount_minor < 0:
         raise ev.InvalidEvent("must not be negative", "amount_minor")
-    _require_currency(state, event.currency)
+    if event.currency != state.debtor.currency:
+        raise _other_currency(event.currency, state)
     if event.source not in ("own", "insurer"):
         raise ev.InvalidEvent(f"{event.source!r} is neither 'own' nor 'insurer'", "source")
     if event.event_id in state.seen:
@@ -308,29 +294,31 @@ def _limit_set(event: ev.CreditLimitSet, state: DebtorState):
     return []
 
 
-_BOOKING = {
-    ev.DebtorRegistered: _registered,
-    ev.InvoiceIssued: _invoice,
-    ev.CreditNoteIssued: _credit_note,
-    ev.PaymentMatched: _payment,
-    ev.DisputeOpened: _dispute_opened,
-    ev.DisputeResolved: _dispute_resolved,
-    ev.PromiseToPayMade: _promise_made,
-    ev.CreditLimitSet: _limit_set,
+_BOOKING = {  # event type -> (booking, what it may make due)
+    ev.DebtorRegistered: (_registered, ALL_ITEMS),
+    ev.InvoiceIssued: (_invoice, NEW_INVOICE),
+    ev.CreditNoteIssued: (_credit_note, NOTHING),
+    ev.PaymentMatched: (_payment, NOTHING),
+    ev.DisputeOpened: (_dispute_opened, NOTHING),
+    ev.DisputeResolved: (_dispute_resolved, ALL_ITEMS),
+    ev.PromiseToPayMade: (_promise_made, NOTHING),
+    ev.CreditLimitSet: (_limit_set, NOTHING),
 }
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _require_positive(amount: int) -> None:
-    if amount <= 0:
-        raise ev.InvalidEvent(f"must be positive, got {amount}", "amount_minor")
+def _require_money(event, state: DebtorState) -> None:
+    """A positive amount, in the debtor's currency (registered: ``apply`` checked)."""
+    if event.amount_minor <= 0:
+        raise ev.InvalidEvent(f"must be positive, got {event.amount_minor}", "amount_minor")
+    if event.currency != state.debtor.currency:
+        raise _other_currency(event.currency, state)
 
 
-def _require_currency(state: DebtorState, currency: str) -> None:
-    if currency != state.debtor.currency:  # registered: apply checked
-        raise ev.InvalidEvent(f"currency {currency} differs from the debtor's currency {state.currency}", "currency")
+def _other_currency(currency: str, state: DebtorState) -> ev.InvalidEvent:
+    return ev.InvalidEvent(f"currency {currency} differs from the debtor's currency {state.currency}", "currency")
 
 
 def _remember(state: DebtorState, event_id: str, on: date | None) -> None:

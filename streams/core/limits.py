@@ -27,23 +27,18 @@ def utilisation_bp(state: DebtorState) -> int | None:
     return exposure * 10_000 // limit
 
 
-def limit_state_of(state: DebtorState, warning_bp: int) -> str:
-    limit = state.credit_limit_minor
-    if limit is None:
-        return LIMIT_NONE
-    exposure = max(0, state.open_minor - state.credit_minor)  # exposure_minor, on the hot path
-    if exposure > limit:
-        return LIMIT_BREACHED
-    # utilisation_bp(state) >= warning_bp, without the division (a zero limit breached above)
-    if limit > 0 and exposure * 10_000 >= warning_bp * limit:
-        return LIMIT_WARNING
-    return LIMIT_OK
-
-
 def update_limit_state(state: DebtorState, warning_bp: int, outputs: list) -> None:
     """Move ``state`` (a copy the ledger made) to its limit state; append the event that
     announces the change, if it is one to announce."""
-    new = limit_state_of(state, warning_bp)
+    limit = state.credit_limit_minor
+    if limit is None:
+        new = LIMIT_NONE
+    else:
+        exposure = state.open_minor - state.credit_minor  # exposure_minor, less the max(0, ...)
+        # warning: utilisation_bp >= warning_bp, without the division (a zero limit breached above)
+        new = (LIMIT_BREACHED if exposure > limit
+               else LIMIT_WARNING if limit > 0 and exposure * 10_000 >= warning_bp * limit
+               else LIMIT_OK)
     previous = state.limit_state
     if new == previous:
         return

@@ -49,17 +49,10 @@ def match_payment(
         return _unmatched(
             payment, f"currency {payment.currency} differs from invoice currency {entry.currency}", entry.debtor_id
         )
-    return ev.PaymentMatched(
-        event_id=f"pay:{payment.event_id}",
-        debtor_id=entry.debtor_id,
-        invoice_id=entry.invoice_id,
-        transaction_id=payment.transaction_id,
-        booking_date=payment.booking_date,
-        amount_minor=payment.amount_minor,
-        currency=payment.currency,
-        method="structured_reference",
-        payer_iban=payment.payer_iban,
-    )
+    # event_id, debtor_id, invoice_id, transaction_id, booking_date, amount_minor, currency, method, payer_iban
+    return ev.PaymentMatched(f"pay:{payment.event_id}", entry.debtor_id, entry.invoice_id, payment.transaction_id,
+                             payment.booking_date, payment.amount_minor, payment.currency, "structured_reference",
+                             payment.payer_iban)
 
 
 def _unmatched(payment: ev.PaymentReceived, reason: str, debtor_id: str | None = None) -> ev.PaymentUnmatched:

@@ -27,16 +27,17 @@ class Pipeline:
     def process(self, event) -> list:
         """Outputs of one input event, including internal hops, in the order they arise.
         An invalid event raises ``InvalidEvent`` and changes nothing."""
-        if isinstance(event, ev.DayStarted):
+        kind = type(event)
+        if kind is ev.PaymentReceived:
+            result = match_payment(self.references, event)
+            if type(result) is ev.PaymentMatched:
+                return [result, *self._to_debtor(result.debtor_id, result)]
+            return [result]
+        if kind is ev.DayStarted:
             outputs: list = []
             for debtor_id in sorted(self.debtors):
                 outputs.extend(self._to_debtor(debtor_id, event))
             return outputs
-        if isinstance(event, ev.PaymentReceived):
-            result = match_payment(self.references, event)
-            if isinstance(result, ev.PaymentMatched):
-                return [result, *self._to_debtor(result.debtor_id, result)]
-            return [result]
         return self._to_debtor(event.debtor_id, event)
 
     def _to_debtor(self, debtor_id: str, event) -> list:
@@ -44,7 +45,7 @@ class Pipeline:
         state, outputs = apply(state, event, self.policy)
         self.debtors[debtor_id] = state
         for output in outputs:
-            if isinstance(output, ev.ReferenceIssued):
+            if type(output) is ev.ReferenceIssued:
                 self.references[output.reference] = entry_for(output)
         return outputs
 

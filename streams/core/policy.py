@@ -63,7 +63,7 @@ class Policy:
     _by_attributes: dict = field(default_factory=dict, compare=False, repr=False)
 
     def workflow_for_debtor(self, debtor) -> Workflow | None:
-        key = debtor.attribute_values()
+        key = debtor.attribute_values
         try:
             return self._by_attributes[key]
         except KeyError:

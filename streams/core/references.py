@@ -5,12 +5,8 @@ A reference is only trusted for automatic matching when its check digits validat
 
 from __future__ import annotations
 
-from itertools import cycle
-from operator import mul
-
 from stdnum import iso11649
 
-_WEIGHTS = (2, 4, 8, 5, 10, 9, 7, 3, 6, 1)
 _LENGTH_CODES = {7: "7", 8: "8", 9: "9", 10: "0", 11: "1", 12: "2"}
 
 
@@ -23,8 +19,11 @@ def normalise(reference: str) -> str:
 
 
 def _check_digit(digits: str) -> int:
-    total = sum(map(mul, map(int, reversed(digits)), cycle(_WEIGHTS)))
-    check = 11 - total % 11
+    # The weights 2, 4, 8, 5, 10, 9, 7, 3, 6, 1 are the powers of two modulo 11. As
+    # 13 = 2 (mod 11), reading the digits as a base-13 number sums digit x 2^position
+    # modulo 11; doubled, that is the weighted sum modulo 11, in one call to int().
+    total = 2 * int(digits, 13) % 11
+    check = 11 - total
     return 1 if check == 10 else 0 if check == 11 else check
 
 

@@ -32,14 +32,16 @@ class Debtor:
     intercompany: bool = False
     branch: Optional[str] = None
     salesperson: Optional[str] = None
+    # The attributes a policy matches on, in ``ATTRIBUTE_NAMES`` order: looked up after
+    # every event, so built once.
+    attribute_values: tuple = field(init=False, repr=False, compare=False)
 
-    def attribute_values(self) -> tuple:
-        """The attributes a policy matches on, in ``ATTRIBUTE_NAMES`` order."""
-        return (self.kind, self.segment, self.language, self.currency, self.intercompany, self.branch,
-                self.salesperson)
+    def __post_init__(self):
+        object.__setattr__(self, "attribute_values", (
+            self.kind, self.segment, self.language, self.currency, self.intercompany, self.branch, self.salesperson))
 
     def attributes(self) -> dict:
-        return dict(zip(ATTRIBUTE_NAMES, self.attribute_values()))
+        return dict(zip(ATTRIBUTE_NAMES, self.attribute_values))
 
 
 class Item(NamedTuple):
@@ -59,7 +61,8 @@ class Item(NamedTuple):
 
     @property
     def open_minor(self) -> int:
-        return max(0, self.amount_minor - self.paid_minor - self.credited_minor)
+        open_minor = self.amount_minor - self.paid_minor - self.credited_minor
+        return open_minor if open_minor > 0 else 0
 
     def with_booked(self, paid_minor: int, credited_minor: int) -> Item:
         return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
@@ -139,10 +142,11 @@ class DebtorState:
             self.open_minor += item.open_minor - old.open_minor
         else:
             self.open_minor += item.open_minor
-            last = next(reversed(items.values())) if items else None
-            if last is not None and (item.due_date, item.invoice_id) < (last.due_date, last.invoice_id):
-                self.items = {i.invoice_id: i for i in sorted((*items.values(), item), key=due_order)}
-                return
+            if items:
+                last = next(reversed(items.values()))
+                if item.due_date < last.due_date or (item.due_date == last.due_date and item.invoice_id < last.invoice_id):
+                    self.items = {i.invoice_id: i for i in sorted((*items.values(), item), key=due_order)}
+                    return
         self.items = items = items.copy()
         items[item.invoice_id] = item  # keeps its place, or comes last as most new invoices do
 
