@@ -11,14 +11,40 @@ the payment matcher.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from datetime import date, datetime
-from typing import Optional, Union
+from typing import Optional, Union, dataclass_transform
+
+
+@dataclass_transform()
+def event(cls):
+    """A frozen, slotted dataclass, built quickly. A frozen dataclass's ``__init__`` sets
+    every field through ``object.__setattr__``, which looks the attribute up on the type
+    each time; for the few events the core builds per input that was about 7 % of its
+    instructions. This ``__init__`` (same parameters and defaults) writes each slot
+    through its descriptor instead; the instance is as frozen as before."""
+    cls = dataclass(frozen=True, slots=True)(cls)
+    names = [f.name for f in fields(cls)]
+    scope = {f"_set_{name}": getattr(cls, name).__set__ for name in names}
+    parameters = []
+    for f in fields(cls):
+        if f.default is MISSING:
+            parameters.append(f.name)
+        else:
+            scope[f"_default_{f.name}"] = f.default
+            parameters.append(f"{f.name}=_default_{f.name}")
+    body = "".join(f"    _set_{name}(self, {name})\n" for name in names)
+    exec(f"def __init__(self, {', '.join(parameters)}):\n{body}", scope)  # noqa: S102 - built from field names
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__doc__ = cls.__init__.__doc__
+    cls.__init__ = init
+    return cls
 
 # --------------------------------------------------------------------------- inputs
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class DebtorRegistered:
     """A debtor (customer) is created or its master data changes."""
 
@@ -37,7 +63,7 @@ class DebtorRegistered:
     salesperson: Optional[str] = None
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class InvoiceIssued:
     event_id: str
     debtor_id: str
@@ -49,7 +75,7 @@ class InvoiceIssued:
     payment_reference: Optional[str] = None  # betalingskenmerk or ISO 11649 RF reference
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class CreditNoteIssued:
     event_id: str
     debtor_id: str
@@ -60,7 +86,7 @@ class CreditNoteIssued:
     currency: str = "EUR"
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class PaymentReceived:
     """A booked incoming bank transaction, before it is matched to a debtor."""
 
@@ -77,7 +103,7 @@ class PaymentReceived:
     account_iban: Optional[str] = None  # the creditor's own account it was booked on
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class DisputeOpened:
     event_id: str
     debtor_id: str
@@ -90,7 +116,7 @@ class DisputeOpened:
     owner: Optional[str] = None
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class DisputeResolved:
     event_id: str
     debtor_id: str
@@ -99,7 +125,7 @@ class DisputeResolved:
     outcome: Optional[str] = None
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class PromiseToPayMade:
     event_id: str
     debtor_id: str
@@ -111,7 +137,7 @@ class PromiseToPayMade:
     invoice_ids: tuple[str, ...] = ()  # empty: all of the debtor's open invoices
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class CreditLimitSet:
     event_id: str
     debtor_id: str
@@ -121,7 +147,7 @@ class CreditLimitSet:
     effective_date: Optional[date] = None
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class DayStarted:
     """The business date advances. Published by ``dunning clock`` to every partition."""
 
@@ -132,7 +158,7 @@ class DayStarted:
 # --------------------------------------------------------------------------- internal hops
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class ReferenceIssued:
     """An invoice's payment reference, re-keyed by reference for the matcher."""
 
@@ -143,7 +169,7 @@ class ReferenceIssued:
     currency: str = "EUR"
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class PaymentMatched:
     """A bank transaction matched to a debtor's invoice, re-keyed by debtor."""
 
@@ -161,7 +187,7 @@ class PaymentMatched:
 # --------------------------------------------------------------------------- outputs
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class ActionItem:
     invoice_id: str
     due_date: date
@@ -170,7 +196,7 @@ class ActionItem:
     payment_reference: Optional[str] = None
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class DunningActionDue:
     action_id: str
     debtor_id: str
@@ -192,7 +218,7 @@ class DunningActionDue:
     collection_costs_minor: int = 0  # statutory (WIK) costs the message may name
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class _LimitEvent:
     event_id: str
     debtor_id: str
@@ -204,22 +230,22 @@ class _LimitEvent:
     source: str  # "own" or "insurer"
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class LimitWarning(_LimitEvent):
     """Utilisation reached the warning share of the limit."""
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class LimitBreached(_LimitEvent):
     """Exposure went over the limit."""
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class LimitCleared(_LimitEvent):
     """Back under the warning share."""
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class _PromiseOutcome:
     event_id: str
     debtor_id: str
@@ -231,17 +257,17 @@ class _PromiseOutcome:
     business_date: Optional[date]
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class PromiseKept(_PromiseOutcome):
     """Paid in full by the promised date."""
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class PromiseBroken(_PromiseOutcome):
     """The promised date passed without full payment; dunning resumes."""
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class PaymentUnmatched:
     event_id: str
     transaction_id: str
@@ -257,7 +283,7 @@ class PaymentUnmatched:
     debtor_id: Optional[str] = None  # set when the debtor is known but no open invoice fits
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class SnapshotItem:
     invoice_id: str
     issue_date: date
@@ -272,7 +298,7 @@ class SnapshotItem:
     payment_reference: Optional[str] = None
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class SnapshotDispute:
     dispute_id: str
     invoice_id: str
@@ -283,7 +309,7 @@ class SnapshotDispute:
     owner: Optional[str] = None
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class SnapshotPromise:
     promise_id: str
     made_on: date
@@ -293,7 +319,7 @@ class SnapshotPromise:
     status: str  # "running", "kept", "broken"
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class DebtorSnapshot:
     event_id: str
     debtor_id: str
@@ -324,7 +350,7 @@ class DebtorSnapshot:
     salesperson: Optional[str] = None
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class DeliveryResult:
     event_id: str
     action_id: str
@@ -335,7 +361,7 @@ class DeliveryResult:
     detail: Optional[str] = None
 
 
-@dataclass(frozen=True, slots=True)
+@event
 class DeadLetter:
     event_id: str
     source_topic: str
