@@ -193,6 +193,7 @@ def bench_end_to_end(settings: Settings, n_events: int, data_dir: Path) -> dict:
     rate = len(events) / elapsed
     return {
         "events": len(events),
+        "mix": _mix(events),
         "publish_seconds": round(produced, 3),
         "seconds": round(elapsed, 3),
         "events_per_second": round(rate),
