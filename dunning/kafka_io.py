@@ -54,6 +54,9 @@ def make_consumer(bootstrap: str, group: str, topic_names: list[str], **extra) -
         "group.id": group,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
+        # The embedded broker holds a fetch it has no records for until the wait runs out,
+        # even when records arrive: librdkafka's 500 ms would delay every e-mail that long.
+        "fetch.wait.max.ms": 100,
         **GROUP_TIMEOUTS,
     }
     config.update(extra)
