@@ -8,8 +8,10 @@ this project's machine, an agent doing nothing behind ``stream.take_events`` con
 app work on batches anyway (one state write per debtor per batch), so the consumer below
 hands each agent the list of records it fetched for that agent's topic.
 
-Everything else stays Faust's: group membership and the copartitioned assignment, the
-fetcher, offsets (a record is tracked the moment it is fetched and acked once its agent
+``BatchConsumer._drain_messages`` takes the place of Faust's loop of that name (it keeps
+its bookkeeping of read offsets, gaps and commits), which is why pyproject.toml holds
+faust-streaming to 0.15.x. Everything else stays Faust's: group membership and the
+copartitioned assignment, the fetcher, offsets (a record is tracked the moment it is fetched and acked once its agent
 has returned; Faust commits what is acked), rebalances (which wait for the batch in
 hand, as they wait for events in a stream), tables and their changelog recovery (whose
 records still take Faust's own path), and the producer.
