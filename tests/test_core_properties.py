@@ -304,3 +304,25 @@ def test_action_ids_are_unique_across_a_run(events):
     _, outputs = run(events)
     ids = action_ids(outputs)
     assert len(ids) == len(set(ids))
+
+
+@PROPERTY_SETTINGS
+@given(histories())
+def test_looking_only_where_a_step_can_be_due_changes_no_outcome(events):
+    """The ledger looks at the dunning steps only after events that can make one due, and a
+    day tick skips debtors whose invoices cannot move yet. Looking at every invoice after
+    every event must give the same outputs and the same final states."""
+    from unittest import mock
+
+    from streams.core import ledger
+
+    def look_everywhere(state, policy, outputs, made_due=ledger.ALL_ITEMS):
+        full_look(state, policy, outputs, ledger.ALL_ITEMS)
+
+    full_look = ledger.evaluate
+    shortcut, shortcut_outputs = run(events)
+    with mock.patch.object(ledger, "evaluate", look_everywhere):
+        everywhere, everywhere_outputs = run(events)
+
+    assert shortcut_outputs == everywhere_outputs
+    assert shortcut.snapshots() == everywhere.snapshots()
