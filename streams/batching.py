@@ -11,10 +11,10 @@ hands each agent the list of records it fetched for that agent's topic.
 ``BatchConsumer._drain_messages`` takes the place of Faust's loop of that name (it keeps
 its bookkeeping of read offsets, gaps and commits), which is why pyproject.toml holds
 faust-streaming to 0.15.x. Everything else stays Faust's: group membership and the
-copartitioned assignment, the fetcher, offsets (a record is tracked the moment it is fetched and acked once its agent
-has returned; Faust commits what is acked), rebalances (which wait for the batch in
-hand, as they wait for events in a stream), tables and their changelog recovery (whose
-records still take Faust's own path), and the producer.
+copartitioned assignment, the fetcher, offsets (a record is tracked the moment it is
+fetched and acked once its agent has returned; Faust commits what is acked), rebalances
+(which wait for the batch in hand, as they wait for events in a stream), and tables with
+their changelog recovery (whose records still take Faust's own path).
 
 Each agent works off its batches in order in a task of its own, so that one agent
 waiting for the broker to acknowledge its writes does not hold up the others. A batch

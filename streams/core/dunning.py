@@ -72,16 +72,16 @@ def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: li
         position = item.dunning_step
         if position >= n_steps:
             continue
-        due = item.due_date.toordinal()
         if item.last_step_date == today:
-            quiet = min(quiet, max(tomorrow, due + offsets[position]))
+            quiet = min(quiet, next_move(item, workflow, today))
             continue
+        due = item.due_date.toordinal()
         days = today_ord - due
         while position < n_steps and offsets[position] < 0 <= days:
             position += 1  # a reminder before the due date makes no sense after it
         fires = position < n_steps and days >= offsets[position]
         if not fires and position == item.dunning_step:
-            quiet = min(quiet, due + offsets[position])  # the common case, decided on dates alone
+            quiet = min(quiet, due + offsets[position])  # next_move: the common case, on dates alone
             continue
         amount = dunnable_minor(state, item)
         if amount <= 0 or is_promised(state, item.invoice_id):

@@ -5,9 +5,9 @@ States are values. ``apply`` never changes the state it is given: it works on a 
 when it changes one, so the state before an event stays as it was. That keeps the
 ledger pure without rebuilding every field for every event.
 
-Two figures are kept in step instead of summed on every event, since the limit check
-needs them after every event: ``open_minor`` (the open amount of all items) is updated
-wherever an item is put, and property tests check it against the sum.
+One figure is kept in step instead of summed, since the limit check needs it after
+every event: ``open_minor``, the open amount of all items, updated wherever an item is
+put; property tests check it against the sum.
 """
 
 from __future__ import annotations
@@ -162,10 +162,6 @@ class DebtorState:
         return self.debtor.currency if self.debtor else "EUR"
 
     @property
-    def open_total_minor(self) -> int:
-        return self.open_minor
-
-    @property
     def balance_minor(self) -> int:
         """What the debtor owes: open items less unallocated credit."""
         return self.open_minor - self.credit_minor
@@ -191,9 +187,6 @@ class DebtorState:
             index = 0 if days <= 0 else 1 if days <= 30 else 2 if days <= 60 else 3 if days <= 90 else 4
             buckets[index] += amount
         return tuple(buckets)  # type: ignore[return-value]
-
-    def has_seen(self, event_id: str) -> bool:
-        return event_id in self.seen
 
     def item(self, invoice_id: str) -> Optional[Item]:
         return self.items.get(invoice_id)
