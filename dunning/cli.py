@@ -73,6 +73,7 @@ def cmd_clock(settings: Settings, args) -> int:
     from dunning.kafka_io import ensure_topics
     from schemas.codec import Codec
 
+    serve_metrics(settings.metrics_port)
     with bootstrap_servers(settings.kafka_bootstrap) as bootstrap:
         ensure_topics(bootstrap, settings.partitions)
         publisher = Publisher(bootstrap, Codec.from_env(), settings.partitions)

@@ -7,17 +7,24 @@ demos and replays a range of dates at a chosen pace.
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
 import structlog
+from prometheus_client import Counter, Gauge
 
 from connectors.publisher import Publisher
 from streams.core import events as ev
 
 log = structlog.get_logger(__name__)
 ZONE = ZoneInfo("Europe/Amsterdam")
+
+TICKS = Counter("dunning_clock_ticks", "DayStarted ticks published")
+BUSINESS_DATE = Gauge(
+    "dunning_clock_business_date_timestamp_seconds",
+    "The business date of the last tick published, as midnight UTC in seconds since the epoch",
+)
 
 
 def day_started(day: date) -> ev.DayStarted:
@@ -28,6 +35,8 @@ def day_started(day: date) -> ev.DayStarted:
 def tick(publisher: Publisher, day: date) -> None:
     publisher.publish(day_started(day))
     publisher.flush()
+    TICKS.inc()
+    BUSINESS_DATE.set(datetime.combine(day, datetime.min.time(), timezone.utc).timestamp())
     log.info("day started", business_date=day.isoformat())
 
 

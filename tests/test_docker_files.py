@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
 from sqlalchemy.engine import make_url
 
+import dunning.clock
 import sinks.metrics
 import streams.metrics
 from dunning.cli import build_parser
@@ -104,7 +105,7 @@ def exposed_metric_names() -> set[str]:
     suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
                 "gauge": ("",), "summary": ("", "_count", "_sum", "_created")}
     names = set()
-    for module in (streams.metrics, sinks.metrics):
+    for module in (streams.metrics, sinks.metrics, dunning.clock):
         for value in vars(module).values():
             if isinstance(value, MetricWrapperBase):
                 for family in value.describe():
@@ -329,6 +330,7 @@ def test_prometheus_runs_with_the_file_of_this_folder(services):
 def test_every_metric_serving_role_really_serves_metrics():
     # The check above relies on this reading of cli.py; keep it honest.
     assert serves_metrics(["worker"]) and serves_metrics(["sink"]) and serves_metrics(["project"])
+    assert serves_metrics(["clock"])
     assert not serves_metrics(["sample"])
 
 
