@@ -77,6 +77,10 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
     bank = BankProcessor(codec)
     matching = MatchingProcessor(codec)
 
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender, revoked, **kwargs) -> None:  # after the batches in hand are done
+        ledger.forget({tp.partition for tp in revoked if tp.topic == topics.LEDGER.name})
+
     @batch_agent(app, topic(topics.LEDGER))
     async def ledger_agent(records: list[Record]) -> None:
         with metrics.BATCH_SECONDS.time():

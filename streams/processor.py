@@ -192,6 +192,19 @@ class LedgerProcessor(_Base):
         for output in outputs:
             self.emit(result, output)
 
+    def forget(self, partitions: set[int]) -> None:
+        """The debtors of ``partitions``, which this worker no longer owns, leave its
+        gauges and its cache: the worker that takes them over counts them from then on."""
+        tally = metrics.Tally()
+        for key in [key for key in self._totals if self._partition(key) in partitions]:
+            currency, open_minor, overdue_minor = self._totals.pop(key)
+            tally.add(metrics.OPEN_AMOUNT, currency, amount=-open_minor)
+            tally.add(metrics.OVERDUE_AMOUNT, currency, amount=-overdue_minor)
+            tally.add(metrics.DEBTORS, amount=-1)
+        for key in [key for key in self._decoded if self._partition(key) in partitions]:
+            del self._decoded[key]
+        tally.publish()
+
     def _partition(self, key: bytes) -> int:
         """``partition_of``, remembered: every tick asks it for every debtor held."""
         partition = self._partitions.get(key)

@@ -160,3 +160,30 @@ def test_metrics_count_the_batch_once_it_is_done(codec):
     # The gauge follows each debtor's open amount: 15,000 invoiced, 1,000 paid.
     assert value("dunning_open_amount_minor", currency="EUR") - before["open"] == 14_000
     assert value("dunning_debtors") - before["debtors"] == 2
+
+
+def test_a_revoked_partition_leaves_the_gauges(codec):
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    ledger = Ledger(codec)
+    kept, gone = "G1", next(d for d in (f"G{n}" for n in range(2, 50))
+                            if partition_of(d.encode(), PARTITIONS) != partition_of(b"G1", PARTITIONS))
+    for debtor, amount in ((kept, 3_000), (gone, 5_000)):
+        partition = partition_of(debtor.encode(), PARTITIONS)
+        ledger.batch([ledger.record(ev.DebtorRegistered(f"g-{debtor}", debtor, debtor, "B2B"), partition),
+                      ledger.record(ev.InvoiceIssued(f"g-inv-{debtor}", debtor, f"{debtor}-F", START, START, amount),
+                                    partition)])
+    before = value("dunning_open_amount_minor", currency="EUR"), value("dunning_debtors")
+
+    ledger.processor.forget({partition_of(gone.encode(), PARTITIONS)})
+
+    assert value("dunning_open_amount_minor", currency="EUR") == before[0] - 5_000
+    assert value("dunning_debtors") == before[1] - 1
+    # Taken over again later, the debtor counts anew when it changes.
+    partition = partition_of(gone.encode(), PARTITIONS)
+    ledger.batch([ledger.record(ev.InvoiceIssued(f"g-inv2-{gone}", gone, f"{gone}-F2", START, START, 1_000), partition)])
+    assert value("dunning_open_amount_minor", currency="EUR") == before[0] + 1_000
+    assert value("dunning_debtors") == before[1]
