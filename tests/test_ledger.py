@@ -8,6 +8,7 @@ The B2C ``consumer`` workflow: pre-due at -3, first reminder at +3, SMS at +10, 
 """
 
 from dataclasses import replace
+from datetime import date
 
 import pytest
 
@@ -106,16 +107,37 @@ def test_no_pre_due_reminder_for_an_invoice_booked_after_its_due_date():
     assert [a.step_name for a in actions(emitted)] == ["first reminder"]
 
 
-def test_late_imported_invoice_walks_one_step_a_day_without_skipping_the_letter():
+def booked_late(kind: str, booked_on: int, until: int) -> tuple[Scenario, list, dict]:
+    """A new debtor's invoice, due on day 0, booked on day ``booked_on``: the scenario,
+    what the booking emitted, and the steps fired by date up to day ``until``."""
     s = Scenario()
-    s.register("B2C")
-    s.tick(day(50))
-
+    s.register(kind)
+    s.tick(day(booked_on))
     emitted = s.invoice("INV-1", due=day(0), amount_minor=10_000)
-    fired = steps_by_date(s.run_until(day(60)))
+    return s, emitted, steps_by_date(s.run_until(day(until)))
+
+
+def test_late_imported_invoice_walks_one_step_a_day_without_skipping_the_letter_or_its_term():
+    s, emitted, fired = booked_late("B2C", booked_on=50, until=80)
 
     assert [(a.step, a.step_name) for a in actions(emitted)] == [(2, "first reminder")]
-    assert fired == {day(51): ["sms"], day(52): ["14-day letter"], day(53): ["collection"]}
+    # The letter is posted on Thursday 24 April 2025 (day 52). Friday is the first delivery
+    # day; Saturday is King's Day, Sunday and Monday carry no post: received Tuesday 29 April.
+    # Its 15-day term runs to 14 May; the hand-over comes the day after (day 73).
+    assert day(52) == date(2025, 4, 24) and day(73) == date(2025, 5, 15)
+    assert fired == {day(51): ["sms"], day(52): ["14-day letter"], day(73): ["collection"]}
+    (letter,) = [a for a in s.outputs if isinstance(a, ev.DunningActionDue) and a.step_name == "14-day letter"]
+    assert (letter.term_days, letter.collection_costs_minor) == (15, 4_000)
+
+
+def test_an_e_mailed_final_notice_counts_as_received_the_day_it_is_sent():
+    _, emitted, fired = booked_late("B2B", booked_on=100, until=130)
+
+    # A step a day up to the final notice (e-mail, day 103), then its 15-day term from the
+    # day after sending: the hand-over waits until day 119.
+    assert [a.step_name for a in actions(emitted)] == ["first reminder"]
+    assert fired == {day(101): ["second reminder"], day(102): ["call"], day(103): ["final notice"],
+                     day(119): ["collection"]}
 
 
 def test_invoices_at_the_same_step_share_one_action_with_a_deterministic_id():

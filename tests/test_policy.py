@@ -24,7 +24,7 @@ def test_sample_policy_has_three_segments_and_their_workflows():
     assert consumer.min_amount_minor == 500
     assert [s.offset_days for s in consumer.steps] == [-3, 3, 10, 17, 40]
     letter = consumer.steps[3]
-    assert (letter.channel, letter.tone, letter.collection_costs) == ("letter", "formal", True)
+    assert (letter.channel, letter.tone, letter.collection_costs, letter.term_days) == ("letter", "formal", True, 15)
     assert not any(s.collection_costs for s in policy.workflows["key-account"].steps)
 
 
@@ -113,6 +113,8 @@ def test_missing_step_field_is_named(data, field):
         (lambda d: d.update(workflows={}), "workflows"),
         (lambda d: d["limits"].update(warning_share=1.5), "limits.warning_share"),
         (lambda d: d.update(limits=0.9), "limits"),
+        (lambda d: d["workflows"]["business"]["steps"][1].update(term_days=-1), "workflows.business.steps[1].term_days"),
+        (lambda d: d["workflows"]["business"]["steps"][1].update(term_days="15"), "workflows.business.steps[1].term_days"),
     ],
 )
 def test_other_mistakes_name_their_place(data, change, place):
@@ -126,3 +128,14 @@ def test_text_that_is_not_yaml_or_not_a_mapping_is_refused():
         policy_from_yaml("segments: [unclosed", "p.yaml")
     with pytest.raises(PolicyError, match="mapping at the top level"):
         policy_from_yaml("- just a list", "p.yaml")
+
+
+def test_a_step_that_names_collection_costs_must_give_the_statutory_term(data):
+    data = copy.deepcopy(data)
+    data["workflows"]["consumer"]["steps"][3]["term_days"] = 10
+    assert refused(data) == (
+        "policy.yaml: workflows.consumer.steps[3].term_days: a step that names the collection costs must give "
+        "at least 14 days to pay (the consumer's 14-day letter), got 10"
+    )
+    data["workflows"]["consumer"]["steps"][3]["term_days"] = 14
+    assert policy_from_dict(data).workflows["consumer"].steps[3].term_days == 14

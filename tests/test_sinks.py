@@ -153,14 +153,14 @@ def test_every_template_renders_items_amounts_and_dates(template, language):
 
 
 @pytest.mark.parametrize(
-    "language, costs, term, start",
+    "language, term_days, costs, term, start",
     [
-        ("nl", "€ 40,00", "15 dagen", "dag na ontvangst van dit bericht"),
-        ("en", "€40.00", "15 days", "day after you receive this message"),
+        ("nl", 15, "€ 40,00", "termijn van 15 dagen", "dag na ontvangst van dit bericht"),
+        ("en", 21, "€40.00", "final term of 21 days", "day after you receive this message"),
     ],
 )
-def test_final_notice_names_costs_and_the_fifteen_day_term(language, costs, term, start):
-    action = make_action(template="final_notice", language=language, collection_costs_minor=4000)
+def test_final_notice_names_costs_and_the_term_the_step_gives(language, term_days, costs, term, start):
+    action = make_action(template="final_notice", language=language, collection_costs_minor=4000, term_days=term_days)
 
     body = render_message(action).body_text
 
@@ -169,8 +169,15 @@ def test_final_notice_names_costs_and_the_fifteen_day_term(language, costs, term
     assert start in body
 
 
+def test_final_notice_without_a_term_asks_for_payment_without_delay():
+    body = render_message(make_action(template="final_notice", tone="neutral")).body_text
+
+    assert "termijn" not in body
+    assert "per omgaande te betalen" in body and "zo snel mogelijk contact" in body
+
+
 def test_final_notice_by_letter_speaks_of_the_letter():
-    action = make_action(template="final_notice", channel="letter", collection_costs_minor=4000)
+    action = make_action(template="final_notice", channel="letter", collection_costs_minor=4000, term_days=15)
 
     body = render_message(action).body_text
 

@@ -20,6 +20,7 @@ from streams.core.collection_costs import statutory_collection_costs
 from streams.core.events import ActionItem, DunningActionDue
 from streams.core.policy import Workflow
 from streams.core.state import DebtorState, Item
+from streams.core.terms import term_ends_on
 
 
 def action_id_for(debtor_id: str, workflow: str, step: int, invoice_ids: list[str]) -> str:
@@ -40,16 +41,30 @@ def is_promised(state: DebtorState, invoice_id: str) -> bool:
 NEVER = date.max.toordinal() + 1  # a quiet-until for items with no step left to move
 
 
+def term_runs_until(item: Item, workflow: Workflow) -> date | None:
+    """The last day of the term the item's last step gave the debtor, if it gave one."""
+    if not item.dunning_step or item.last_step_date is None:
+        return None
+    step = workflow.steps[item.dunning_step - 1]
+    if not step.term_days:
+        return None
+    return term_ends_on(item.last_step_date, step.channel, step.term_days)
+
+
 def next_move(item: Item, workflow: Workflow, today: date) -> int:
     """The first date (ordinal) from ``today`` on which the item's step could move, by the
     dates alone: when it reaches the offset of its next step (skipping a reminder meant for
-    before its due date is such a move too), but not twice on one day."""
+    before its due date is such a move too), but not twice on one day, and not before the
+    term the last step gave has run out."""
     position = item.dunning_step
     if position >= len(workflow.offsets):
         return NEVER
     at = item.due_date.toordinal() + workflow.offsets[position]
     if item.last_step_date == today:
-        return max(at, today.toordinal() + 1)
+        at = max(at, today.toordinal() + 1)
+    term = term_runs_until(item, workflow)
+    if term is not None:
+        at = max(at, term.toordinal() + 1)
     return at
 
 
@@ -80,8 +95,13 @@ def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: li
         while position < n_steps and offsets[position] < 0 <= days:
             position += 1  # a reminder before the due date makes no sense after it
         fires = position < n_steps and days >= offsets[position]
+        if fires:
+            term = term_runs_until(item, workflow)
+            if term is not None and today <= term:  # the term the last step gave has not run out
+                quiet = min(quiet, term.toordinal() + 1)
+                continue
         if not fires and position == item.dunning_step:
-            quiet = min(quiet, due + offsets[position])  # next_move: the common case, on dates alone
+            quiet = min(quiet, due + offsets[position])  # a lower bound of next_move, on dates alone
             continue
         amount = dunnable_minor(state, item)
         if amount <= 0 or is_promised(state, item.invoice_id):
@@ -134,6 +154,7 @@ def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: li
                 email=debtor.email,
                 phone=debtor.phone,
                 collection_costs_minor=statutory_collection_costs(total) if step.collection_costs else 0,
+                term_days=step.term_days,
             )
         )
         for item, _ in group:

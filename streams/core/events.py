@@ -216,6 +216,7 @@ class DunningActionDue:
     email: Optional[str] = None
     phone: Optional[str] = None
     collection_costs_minor: int = 0  # statutory (WIK) costs the message may name
+    term_days: int = 0  # days the message gives to pay, from the day after receipt
 
 
 @event

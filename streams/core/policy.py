@@ -21,6 +21,11 @@ class PolicyError(ValueError):
     """The policy file is wrong; the message names the place."""
 
 
+# The consumer's 14-day letter must give at least this many days, from the day after
+# receipt (BW 6:96 lid 6); a step that names the collection costs is held to it.
+STATUTORY_TERM_DAYS = 14
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     name: str
@@ -29,6 +34,9 @@ class Step:
     template: str
     tone: str = "neutral"
     collection_costs: bool = False  # name the statutory (WIK) collection costs
+    # Days the message gives the debtor to pay, from the day after receipt; the next
+    # step of the invoice waits until they have run out.
+    term_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +164,21 @@ def _step(raw: Any, where: str) -> Step:
     tone = raw.get("tone", "neutral")
     if tone not in TONES:
         raise PolicyError(f"{where}.tone: {tone!r} is not one of {', '.join(TONES)}")
+    term_days = raw.get("term_days", 0)
+    if not isinstance(term_days, int) or isinstance(term_days, bool) or term_days < 0:
+        raise PolicyError(f"{where}.term_days: expected a whole number of days >= 0")
+    collection_costs = bool(raw.get("collection_costs", False))
+    if collection_costs and term_days < STATUTORY_TERM_DAYS:
+        raise PolicyError(
+            f"{where}.term_days: a step that names the collection costs must give at least "
+            f"{STATUTORY_TERM_DAYS} days to pay (the consumer's 14-day letter), got {term_days}"
+        )
     return Step(
         name=str(raw["name"]),
         offset_days=raw["offset_days"],
         channel=raw["channel"],
         template=str(raw["template"]),
         tone=tone,
-        collection_costs=bool(raw.get("collection_costs", False)),
+        collection_costs=collection_costs,
+        term_days=term_days,
     )
