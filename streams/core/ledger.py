@@ -184,10 +184,9 @@ def _invoice(event: ev.InvoiceIssued, state: DebtorState):
         raise ev.InvalidEvent(
             f"invoice {event.invoice_id!r} was already issued with different content", "invoice_id"
         )
-    state.put_item(
-        Item(event.invoice_id, event.event_id, event.issue_date, event.due_date, event.amount_minor,
-             payment_reference=reference)
-    )
+    # invoice_id, event_id, issue_date, due_date, amount_minor, paid_minor, credited_minor, payment_reference
+    state.add_item(Item(event.invoice_id, event.event_id, event.issue_date, event.due_date, event.amount_minor,
+                        0, 0, reference))
     if not reference:
         return []
     # event_id, reference, debtor_id, invoice_id, currency
@@ -202,7 +201,7 @@ def _credit_note(event: ev.CreditNoteIssued, state: DebtorState):
     if item is None:
         raise ev.InvalidEvent(f"credits unknown invoice {event.invoice_id!r}", "invoice_id")
     absorbed = min(event.amount_minor, item.open_minor)
-    state.put_item(item.with_booked(item.paid_minor, item.credited_minor + absorbed))
+    state.replace_item(item, item.with_booked(item.paid_minor, item.credited_minor + absorbed))
     _remember(state, event.event_id, event.issue_date)
     state.credit_minor += event.amount_minor - absorbed
     return []
@@ -216,7 +215,7 @@ def _payment(event: ev.PaymentMatched, state: DebtorState):
     absorbed = 0
     if item is not None:
         absorbed = min(event.amount_minor, item.open_minor)
-        state.put_item(item.with_booked(item.paid_minor + absorbed, item.credited_minor))
+        state.replace_item(item, item.with_booked(item.paid_minor + absorbed, item.credited_minor))
     if state.promises:
         state.promises = tuple(
             replace(p, paid_minor=p.paid_minor + event.amount_minor) if p.covers(event.invoice_id) else p

@@ -7,7 +7,7 @@ ledger pure without rebuilding every field for every event.
 
 One figure is kept in step instead of summed, since the limit check needs it after
 every event: ``open_minor``, the open amount of all items, updated wherever an item is
-put; property tests check it against the sum.
+added or replaced; property tests check it against the sum.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class DebtorState:
     # resolved disputes and made promises, with the business date they were applied on:
     # redelivered events are recognised and ignored; old ids are pruned.
     seen: dict[str, date] = field(default_factory=dict)
-    open_minor: int = 0  # the open amount of all items, kept in step by put_item
+    open_minor: int = 0  # the open amount of all items, kept in step by add_item and replace_item
     # (workflow, date ordinal): before that date no step of that workflow can move, so a
     # day tick need not look at the items. A hint, not part of the state: not stored,
     # not compared; None means look.
@@ -134,21 +134,23 @@ class DebtorState:
 
     # ---- changing a copy
 
-    def put_item(self, item: Item) -> None:
-        """Add or replace an item (a new dict: the old one may be shared)."""
+    def add_item(self, item: Item) -> None:
+        """Add a new item, in due order (a new dict: the old one may be shared)."""
         items = self.items
-        old = items.get(item.invoice_id)
-        if old is not None:
-            self.open_minor += item.open_minor - old.open_minor
-        else:
-            self.open_minor += item.open_minor
-            if items:
-                last = next(reversed(items.values()))
-                if item.due_date < last.due_date or (item.due_date == last.due_date and item.invoice_id < last.invoice_id):
-                    self.items = {i.invoice_id: i for i in sorted((*items.values(), item), key=due_order)}
-                    return
+        self.open_minor += item.open_minor
+        if items:
+            last = next(reversed(items.values()))
+            if item.due_date < last.due_date or (item.due_date == last.due_date and item.invoice_id < last.invoice_id):
+                self.items = {i.invoice_id: i for i in sorted((*items.values(), item), key=due_order)}
+                return
         self.items = items = items.copy()
-        items[item.invoice_id] = item  # keeps its place, or comes last as most new invoices do
+        items[item.invoice_id] = item  # last, as most new invoices are
+
+    def replace_item(self, old: Item, new: Item) -> None:
+        """Put ``new`` in the place of ``old``, the same invoice (a new dict, as above)."""
+        self.open_minor += new.open_minor - old.open_minor
+        self.items = items = self.items.copy()
+        items[new.invoice_id] = new
 
     def keep_items(self, items: dict[str, Item]) -> None:
         """Replace all items by ``items`` (in due-date order)."""
