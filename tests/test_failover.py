@@ -1,7 +1,8 @@
-"""Fail-over: the worker is killed with SIGKILL in the middle of the stream and started
-again. It recovers its tables from their changelogs and reprocesses what it had not
-committed; the final debtor states and the e-mails sent must be exactly those of an
-uninterrupted run (the in-memory pipeline), with no e-mail sent twice."""
+"""Fail-over and scale-out: the worker is killed with SIGKILL in the middle of the stream
+and started again, or a second worker joins in the middle of the stream. Tables are
+recovered from their changelogs and what was not committed is processed again; the final
+debtor states and the e-mails sent must be exactly those of an uninterrupted run (the
+in-memory pipeline), with no e-mail sent twice."""
 
 from __future__ import annotations
 
@@ -44,7 +45,10 @@ def latest_snapshots(watcher) -> dict:
     return latest
 
 
-def test_kill_minus_nine_mid_stream_changes_nothing(tmp_path):
+def run_with_a_change_of_workers(tmp_path, change) -> tuple:
+    """The sample timeline through broker, worker(s), sink (real SMTP) and projector
+    (PostgreSQL); ``change(stack, day_index)`` runs before each day is published. Returns
+    the watcher, the mails received and what the in-memory pipeline expects."""
     controller, smtp = start_smtp(free_port())
     codec = Codec()
     timeline = sample_days(days=DAYS)
@@ -57,17 +61,9 @@ def test_kill_minus_nine_mid_stream_changes_nothing(tmp_path):
                 for role in ("worker", "sink", "project"):
                     stack.start(role)
                 watcher = pipeline_watcher(stack.bootstrap, codec).start()
-                killed = []
-
-                def crash_and_restart(index: int) -> None:
-                    if index == KILL_BEFORE_DAY:
-                        stack.kill("worker", signal.SIGKILL)  # the previous day may still be in flight
-                        killed.append(True)
-                        stack.start("worker", name="worker-restarted")
-
                 try:
                     drive(Publisher(stack.bootstrap, codec, PARTITIONS), watcher, timeline, timeout=120,
-                          before_day=crash_and_restart)
+                          before_day=lambda index: change(stack, index))
                     wait_until_day_done(watcher, debtors, timeline[-1].date, timeout=120)
                     expected_states, expected_emails = expected_outcome(timeline)
 
@@ -80,15 +76,49 @@ def test_kill_minus_nine_mid_stream_changes_nothing(tmp_path):
                         watcher.wait_for(settled, 60, "the expected e-mails and final states")
                     except TimeoutError:
                         pass  # the assertions below show what differs
+                    ended = [name for name, process in stack.processes.items() if process.poll() is not None]
+                    assert ended == [], f"{ended} ended before the run did"
                 finally:
                     watcher.stop()
     finally:
         controller.stop()
+    return watcher, smtp, expected_states, expected_emails
 
-    assert killed, "the worker was never killed"
+
+def assert_as_without_the_change(watcher, smtp, expected_states, expected_emails) -> None:
     sent = Counter(m["X-Dunning-Action-Id"] for _, m in smtp.messages)
     assert sorted(expected_emails - set(sent)) == []
     assert sorted(set(sent) - expected_emails) == []
     latest = latest_snapshots(watcher)
     assert sorted(d for d in expected_states if latest.get(d) != expected_states[d]) == []
     assert [action for action, copies in sent.items() if copies > 1] == []
+
+
+def test_kill_minus_nine_mid_stream_changes_nothing(tmp_path):
+    killed = []
+
+    def crash_and_restart(stack, index: int) -> None:
+        if index == KILL_BEFORE_DAY:
+            stack.kill("worker", signal.SIGKILL)  # the previous day may still be in flight
+            killed.append(True)
+            stack.start("worker", name="worker-restarted")
+
+    outcome = run_with_a_change_of_workers(tmp_path, crash_and_restart)
+    assert killed, "the worker was never killed"
+    assert_as_without_the_change(*outcome)
+
+
+def test_a_second_worker_joining_mid_stream_changes_nothing(tmp_path):
+    """Scale-out: the group rebalances, the first worker hands over the partitions it
+    loses with the batches in hand finished, the second restores their tables."""
+    joined = []
+
+    def add_a_worker(stack, index: int) -> None:
+        if index == KILL_BEFORE_DAY:
+            joined.append(stack.start("worker", name="worker-2"))
+
+    outcome = run_with_a_change_of_workers(tmp_path, add_a_worker)
+    assert joined, "the second worker never started"
+    # It took over partitions: it saw the day ticks of its own.
+    assert '"event": "day started"' in (tmp_path / "worker-2.log").read_text()
+    assert_as_without_the_change(*outcome)
