@@ -10,7 +10,7 @@ EVENTS_IN = Counter("dunning_events_in_total", "Events consumed, by topic and ty
 OUTPUTS = Counter("dunning_outputs_total", "Events produced, by type", ["type"])
 ACTIONS = Counter("dunning_actions_total", "Dunning actions emitted, by channel and step", ["channel", "step"])
 BATCH_FAILURES = Counter(
-    "dunning_batch_failures_total", "Batches whose processing failed and that are offered again", ["topic"]
+    "dunning_batch_failures_total", "Batches whose processing failed and that are tried again after a pause", ["topic"]
 )
 DEAD_LETTERS = Counter("dunning_dead_letters_total", "Events sent to the dead-letter topic", ["topic", "field"])
 BATCH_SECONDS = Histogram(

@@ -293,5 +293,6 @@ def lag_seconds(records: list[Record]) -> None:
     """Observe the lag of up to ``LAG_SAMPLES_PER_BATCH`` records spread over the batch:
     records of one batch lag alike, and an observation costs microseconds."""
     now = time.time()
-    for record in records[:: max(1, len(records) // LAG_SAMPLES_PER_BATCH)]:
+    stride = max(1, -(-len(records) // LAG_SAMPLES_PER_BATCH))  # rounded up: never more than the samples
+    for record in records[::stride]:
         metrics.EVENT_LAG_SECONDS.observe(max(0.0, now - record.timestamp))
