@@ -77,7 +77,7 @@ class Debtor(Base):
     aging_61_90_minor: Mapped[int] = mapped_column(Money)
     aging_over_90_minor: Mapped[int] = mapped_column(Money)
     credit_limit_minor: Mapped[int | None] = mapped_column(Money)
-    utilisation_bp: Mapped[int | None] = mapped_column(Integer)
+    utilisation_bp: Mapped[int | None] = mapped_column(BigInteger)
     limit_state: Mapped[str] = mapped_column(String(16))
     email: Mapped[str | None] = mapped_column(String(255))
     phone: Mapped[str | None] = mapped_column(String(64))
@@ -191,7 +191,7 @@ class LimitEvent(Base):
     business_date: Mapped[date | None]
     credit_limit_minor: Mapped[int] = mapped_column(Money)
     exposure_minor: Mapped[int] = mapped_column(Money)
-    utilisation_bp: Mapped[int] = mapped_column(Integer)
+    utilisation_bp: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     source: Mapped[str] = mapped_column(String(16))
 

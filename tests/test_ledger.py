@@ -451,6 +451,18 @@ def refused(s: Scenario, event) -> ev.InvalidEvent:
     return raised.value
 
 
+def test_an_invoice_past_the_most_a_debtor_may_hold_is_refused(monkeypatch):
+    from streams.core import ledger
+
+    monkeypatch.setattr(ledger, "MAX_ITEMS", 3)
+    s = business_debtor()
+    for n in range(3):
+        s.invoice(f"INV-{n}", day(14), 1_000)
+    error = refused(s, s.invoice_event("INV-3", day(14), 1_000))
+    assert error.field == "invoice_id" and "3 invoices already" in str(error)
+    assert s.feed(s.invoice_event("INV-1", day(14), 1_000)) == []  # a repeat of one it holds is still a repeat
+
+
 def test_event_for_an_unregistered_debtor_is_refused():
     s = Scenario()
     assert refused(s, s.invoice_event("INV-1", day(14), 1_000)).field == "debtor_id"

@@ -269,6 +269,13 @@ def test_make_engine_creates_the_folder_of_a_sqlite_file(tmp_path):
 # --------------------------------------------------------------------------- snapshots
 
 
+def test_a_utilisation_past_32_bits_is_stored(projector, session):
+    """EUR 215,000 owed against a limit of EUR 1: 2^31 basis points and more."""
+    projector.apply_batch([snapshot(version=1, credit_limit_minor=100, utilisation_bp=21_500_000 * 10_000 // 100,
+                                    limit_state="breached")])
+    assert session.get(Debtor, "D1").utilisation_bp == 2_150_000_000 > 2**31
+
+
 def test_snapshot_upserts_debtor_and_ignores_stale_versions(projector, session):
     projector.apply_batch([snapshot(version=2, overdue_minor=500, limit_state="ok")])
     # A redelivered equal version and an older one both carry other figures: ignored.

@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 from streams.core import events as ev
+from streams.core.bounds import MAX_BALANCE_MINOR
 from streams.core.dunning import due_actions, next_move
 from streams.core.limits import update_limit_state
 from streams.core.policy import Policy
@@ -34,6 +35,10 @@ RETENTION = timedelta(days=120)
 SETTLED_PROMISES_KEPT = 5
 # Missed days beyond this are not replayed one by one (a debtor dormant for years).
 MAX_CATCH_UP_DAYS = 366
+# The invoices one debtor may hold (open ones and settled ones within RETENTION): its state
+# and snapshot grow with them and each travel as one record (``streams.topics.MAX_RECORD_BYTES``;
+# at this bound the state takes 1.2 MB compressed, the snapshot 3.7 MB).
+MAX_ITEMS = 100_000
 
 Outputs = list
 # What an event may have made due, for ``evaluate``. Payments, credit notes, new disputes,
@@ -184,6 +189,11 @@ def _invoice(event: ev.InvoiceIssued, state: DebtorState):
         raise ev.InvalidEvent(
             f"invoice {event.invoice_id!r} was already issued with different content", "invoice_id"
         )
+    if state.open_minor + event.amount_minor > MAX_BALANCE_MINOR:
+        raise _past_balance_bound("open amount", state.open_minor + event.amount_minor)
+    if len(state.items) >= MAX_ITEMS:
+        raise ev.InvalidEvent(f"the debtor holds {len(state.items):,} invoices already, the most one debtor may hold",
+                              "invoice_id")
     # invoice_id, event_id, issue_date, due_date, amount_minor, paid_minor, credited_minor, payment_reference
     state.add_item(Item(event.invoice_id, event.event_id, event.issue_date, event.due_date, event.amount_minor,
                         0, 0, reference))
@@ -204,6 +214,8 @@ def _credit_note(event: ev.CreditNoteIssued, state: DebtorState):
     state.replace_item(item, item.with_booked(item.paid_minor, item.credited_minor + absorbed))
     _remember(state, event.event_id, event.issue_date)
     state.credit_minor += event.amount_minor - absorbed
+    if state.credit_minor > MAX_BALANCE_MINOR:  # the copy is dropped: the state given to apply is untouched
+        raise _past_balance_bound("unallocated credit", state.credit_minor)
     return []
 
 
@@ -223,6 +235,8 @@ def _payment(event: ev.PaymentMatched, state: DebtorState):
         )
     _remember(state, event.event_id, event.booking_date)
     state.credit_minor += event.amount_minor - absorbed
+    if state.credit_minor > MAX_BALANCE_MINOR:  # as for a credit note
+        raise _past_balance_bound("unallocated credit", state.credit_minor)
     return []
 
 
@@ -314,6 +328,18 @@ def _require_money(event, state: DebtorState) -> None:
         raise ev.InvalidEvent(f"must be positive, got {event.amount_minor}", "amount_minor")
     if event.currency != state.debtor.currency:
         raise _other_currency(event.currency, state)
+
+
+def _past_balance_bound(what: str, total: int) -> ev.InvalidEvent:
+    """One debtor's sums stay within MAX_BALANCE_MINOR, far inside the Avro long and BIGINT
+    its snapshot is carried in: its open amount (and so its aging buckets, overdue amount
+    and action totals, parts of it) and its unallocated credit. Each amount is bounded on
+    its own already (``streams.core.bounds``); these are sums of many, kept in step, so
+    the guard is one comparison."""
+    return ev.InvalidEvent(
+        f"would take the debtor's {what} to {total:,}, more than {MAX_BALANCE_MINOR:,}, the most one debtor may hold",
+        "amount_minor",
+    )
 
 
 def _other_currency(currency: str, state: DebtorState) -> ev.InvalidEvent:
