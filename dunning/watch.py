@@ -18,11 +18,12 @@ from streams import topics
 class TopicWatcher:
     """Reads the given topics from the beginning (or, ``from_end``, only what comes next) in a
     background thread and hands each decoded event to ``seen``; also keeps them by type
-    for simple questions."""
+    for simple questions, unless ``keep`` is False (large events, many of them)."""
 
     def __init__(self, bootstrap: str, codec: Codec, topic_names: list[str],
-                 seen: Callable[[object, float], None] | None = None, from_end: bool = False):
+                 seen: Callable[[object, float], None] | None = None, from_end: bool = False, keep: bool = True):
         self.codec = codec
+        self.keep = keep
         self.topic_names = topic_names
         self.by_type: dict[str, list] = defaultdict(list)
         self._callback = seen
@@ -56,7 +57,7 @@ class TopicWatcher:
                     event = None  # not ours to judge here; it still counts as read
                 received = time.time()
                 with self._lock:
-                    if event is not None:
+                    if event is not None and self.keep:
                         self.by_type[type(event).__name__].append(event)
                     self._next_offset[(message.topic(), message.partition())] = message.offset() + 1
                 if self._callback and event is not None:

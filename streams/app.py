@@ -8,12 +8,14 @@
 
 Each agent receives a batch of records as Faust's consumer fetched them
 (``streams.batching``) and lets the processor work on it; then it sends all outputs and
-waits until the broker has them, and only then writes each changed key once to its
-table and its changelog, again waiting for the broker. The batch's offsets are acked
-after that, and committed by Faust. A crash before the state write replays the batch
-and sends the same outputs again (same ids; the sinks and projections ignore repeats); a
-crash after it finds the events already applied. No state and no output is lost: at
-least once, made idempotent.
+waits until the broker has them, then sends each changed key's new value once to its
+table's changelog and waits again, and only then puts the new values into the table
+itself. The batch's offsets are acked after that, and committed by Faust. So a batch's
+changes become visible together or not at all: a batch that fails anywhere on the way
+(a record too large for the broker, the broker out of reach) leaves the table as it was,
+and doing the batch again applies its events again. A crash replays what was not
+committed and sends the same outputs again (same ids; the sinks and projections ignore
+repeats). No state and no output is lost: at least once, made idempotent.
 """
 
 from __future__ import annotations
@@ -29,7 +31,15 @@ from schemas.codec import Codec
 from streams import metrics, topics
 from streams.batching import batch_agent, use_batch_agents
 from streams.core.policy import Policy
-from streams.processor import BankProcessor, BatchResult, LedgerProcessor, MatchingProcessor, Record, lag_seconds
+from streams.processor import (
+    BankProcessor,
+    BatchResult,
+    LedgerProcessor,
+    MatchingProcessor,
+    Record,
+    dead_letter_output,
+    lag_seconds,
+)
 from streams.producer import BatchProducer
 
 BATCH_SIZE = 2000  # records per fetch, over all topics and partitions
@@ -51,6 +61,7 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
         broker_max_poll_interval=120,  # a long batch under load must not cost the group membership
         broker_commit_interval=1.0,
         broker_max_poll_records=BATCH_SIZE,
+        consumer_max_fetch_size=topics.MAX_RECORD_BYTES,  # a partition's fetch holds its largest record
         web_enabled=False,
         table_standby_replicas=0,
     )
@@ -63,7 +74,8 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
     def table(name: str) -> faust.Table:
         # Keys and values are bytes (the "raw" serializer) everywhere, so changelog
         # recovery restores them exactly as they were written.
-        return app.Table(name, key_type=bytes, value_type=bytes, partitions=settings.partitions)
+        return app.Table(name, key_type=bytes, value_type=bytes, partitions=settings.partitions,
+                         extra_topic_configs=topics.TOPIC_CONFIG)
 
     producer = BatchProducer(bootstrap)
 
@@ -81,7 +93,10 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
     async def forget_revoked(sender, revoked, **kwargs) -> None:  # after the batches in hand are done
         ledger.forget({tp.partition for tp in revoked if tp.topic == topics.LEDGER.name})
 
-    @batch_agent(app, topic(topics.LEDGER))
+    async def dead_letter(record: Record, reason: str) -> None:
+        await _send(producer, BatchResult(outputs=[dead_letter_output(codec, record, reason)]))
+
+    @batch_agent(app, topic(topics.LEDGER), dead_letter)
     async def ledger_agent(records: list[Record]) -> None:
         with metrics.BATCH_SECONDS.time():
             result = ledger.process(records, debtor_states.get, debtor_states.keys)
@@ -89,12 +104,12 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
         await _write(producer, debtor_states, result)
         lag_seconds(records)
 
-    @batch_agent(app, topic(topics.BANK))
+    @batch_agent(app, topic(topics.BANK), dead_letter)
     async def bank_agent(records: list[Record]) -> None:
         await _send(producer, bank.process(records))
         lag_seconds(records)
 
-    @batch_agent(app, topic(topics.MATCHING))
+    @batch_agent(app, topic(topics.MATCHING), dead_letter)
     async def matching_agent(records: list[Record]) -> None:
         result = matching.process(records, references.get)
         await _send(producer, result)
@@ -119,14 +134,18 @@ class _AtPartition:
 
 
 async def _write(producer: BatchProducer, table: faust.Table, result: BatchResult) -> None:
-    """One write per changed key: into the local store, and to the changelog in the
-    partition of the event that last changed it. The changelog records are sent here and
-    awaited, rather than through ``table[key] = value``: Faust queues those in a buffer
-    whose flush before an offset commit gives up after 100 ms without a send
-    (``Producer.flush_atmost``), so a crash could lose state for committed events."""
+    """One write per changed key: to the changelog in the partition of the event that last
+    changed it, and once the broker has every record, into the local store. The records
+    are sent here and awaited, rather than through ``table[key] = value``: Faust queues
+    those in a buffer whose flush before an offset commit gives up after 100 ms without a
+    send (``Producer.flush_atmost``), so a crash could lose state for committed events;
+    and the store is written last, so a batch whose changelog write fails leaves it as it
+    was and is applied again when it is tried again."""
     if not result.states:
         return
     changelog = table.changelog_topic.get_topic_name()
+    await producer.send_all((changelog, key, value, record.partition) for key, (value, record) in result.states.items())
+    await _seal_changelog(producer, changelog, result)
     for key, (value, record) in result.states.items():
         # The RocksDB store picks its per-partition database from the current event.
         at = _AtPartition(record.origin)
@@ -135,8 +154,6 @@ async def _write(producer: BatchProducer, table: faust.Table, result: BatchResul
             table.data[key] = value
         finally:
             _current_event.reset(token)
-    await producer.send_all((changelog, key, value, record.partition) for key, (value, record) in result.states.items())
-    await _seal_changelog(producer, changelog, result)
 
 
 async def _seal_changelog(producer: BatchProducer, changelog: str, result: BatchResult) -> None:

@@ -18,28 +18,33 @@ their changelog recovery (whose records still take Faust's own path).
 
 Each agent works off its batches in order in a task of its own, so that one agent
 waiting for the broker to acknowledge its writes does not hold up the others. A batch
-whose agent raises is not acked: the agent gets the same batch again after a pause,
-so a passing failure such as an unreachable schema registry delays it and loses
-nothing; a lasting one stops the worker from taking more, loudly (log and metric).
+whose agent raises is not acked. A failure that may pass (an unreachable schema registry
+or broker) gets the same batch again after a growing pause, and loses nothing; any other
+failure would come back however often the batch is tried, so the records are tried one
+by one and a record that fails alone is dead-lettered with the reason, and the agent goes
+on. On shutdown a batch that is still failing is abandoned, not acked: it is done again
+by whoever owns its partitions next.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 import faust
 import structlog
+from confluent_kafka import KafkaException
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import Message
 
+from schemas.codec import DecodeError, EncodeError
 from streams import metrics
 from streams.processor import Record
+from streams.producer import DeliveryFailed
 
 log = structlog.get_logger(__name__)
-
-BatchAgent = Callable[[list[Record]], Awaitable[None]]
 
 # The embedded broker answers a fetch for which it has no records only when the wait
 # runs out, even if records arrive meanwhile; Faust asks for 1,500 ms, which then adds
@@ -47,19 +52,28 @@ BatchAgent = Callable[[list[Record]], Awaitable[None]]
 FETCH_MAX_WAIT_MS = 50
 LANE_DEPTH = 2  # fetched batches an agent may have waiting
 RETRY_PAUSE_SECONDS = (0.5, 1, 2, 5, 10, 30)
+STOP_GRACE_SECONDS = 5.0  # on shutdown, how long a batch in hand may take to finish
 
 
-def batch_agent(app: faust.App, topic: faust.TopicT) -> Callable[[BatchAgent], BatchAgent]:
-    """Register ``agent`` to receive the records of ``topic`` in batches."""
+@dataclass(frozen=True)
+class BatchAgent:
+    process: Callable[[list[Record]], Awaitable[None]]  # a batch of one topic's records, in order
+    dead_letter: Callable[[Record, str], Awaitable[None]]  # a record that cannot be processed, and why
 
-    def register(agent: BatchAgent) -> BatchAgent:
+
+def batch_agent(app: faust.App, topic: faust.TopicT,
+                dead_letter: Callable[[Record, str], Awaitable[None]]) -> Callable:
+    """Register the decorated coroutine to receive the records of ``topic`` in batches;
+    ``dead_letter`` takes a record that cannot be processed, with the reason."""
+
+    def register(process: Callable[[list[Record]], Awaitable[None]]):
         transport = app.transport
         if not isinstance(transport, Transport):
             raise TypeError("call use_batch_agents(app) before registering batch agents")
         for name in topic.topics:
-            transport.batch_agents[name] = agent
+            transport.batch_agents[name] = BatchAgent(process, dead_letter)
         app.topics.add(topic)  # the conductor subscribes to it
-        return agent
+        return process
 
     return register
 
@@ -126,6 +140,20 @@ class BatchConsumer(aiokafka_driver.Consumer):
                 return
             raise
 
+    async def wait_empty(self) -> None:
+        """On shutdown the batches in hand get ``STOP_GRACE_SECONDS`` to finish; one that
+        is still failing then is abandoned, unacked and so uncommitted. (Faust's own wait,
+        kept for rebalances, lasts until every batch in hand is acked, which a batch that
+        keeps failing never is.)"""
+        if not self.app.should_stop:
+            return await super().wait_empty()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while any(lane.busy for lane in self._lanes.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for lane in self._lanes.values():
+            lane.stop()
+        await self.commit()  # what is acked
+
 
 class _Lane:
     """One agent's queue of fetched batches, worked off in order by a task of its own, so
@@ -133,32 +161,118 @@ class _Lane:
 
     def __init__(self, consumer: BatchConsumer, agent: BatchAgent):
         self.consumer = consumer
-        self.agent = agent
+        self.runner = BatchRunner(agent)
         self.queue: asyncio.Queue[list[Message]] = asyncio.Queue(maxsize=LANE_DEPTH)
         consumer.add_future(self._work())  # cancelled when the consumer stops
+
+    @property
+    def busy(self) -> bool:
+        return self.runner.busy
+
+    def stop(self) -> None:
+        self.runner.stopping.set()
 
     async def _work(self) -> None:
         consumer = self.consumer
         while True:
             messages = await self.queue.get()
-            records = [Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp, m) for m in messages]
-            failures = 0
-            while True:
-                try:
-                    await self.agent(records)
-                    break
-                except Exception as exc:  # noqa: BLE001 - any failure: the same batch again, after a pause
-                    metrics.BATCH_FAILURES.labels(messages[0].topic).inc()
-                    log.error("batch failed, tried again after a pause", topic=messages[0].topic,
-                              records=len(messages), error=f"{type(exc).__name__}: {exc}", exc_info=True)
-                    await asyncio.sleep(RETRY_PAUSE_SECONDS[min(failures, len(RETRY_PAUSE_SECONDS) - 1)])
-                    failures += 1
+            try:
+                await self.runner.run([Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp, m)
+                                       for m in messages])
+            except Abandoned:
+                return  # not acked, so not committed: whoever owns the partitions next does it again
             for message in messages:
                 consumer.ack(message)
             now = time.monotonic()
             inbound = consumer.app.monitor.stream_inbound_time  # read by Faust's check for stalled streams
             for tp in {message.tp for message in messages}:
                 inbound[tp] = now
+
+
+class BatchRunner:
+    """Runs an agent on a batch until it is done: a failure that may pass is tried again
+    after a growing pause; a failure that cannot pass (``is_transient``) is narrowed down
+    to its record, each record alone, and a record that still fails alone is dead-lettered
+    with the reason, so the records behind it go on. ``stopping`` ends the pauses: the
+    batch is then abandoned (``Abandoned``)."""
+
+    def __init__(self, agent: BatchAgent):
+        self.agent = agent
+        self.stopping = asyncio.Event()
+        self.busy = False
+
+    async def run(self, records: list[Record]) -> None:
+        self.busy = True
+        try:
+            await self._process(records)
+        finally:
+            self.busy = False
+
+    async def _process(self, records: list[Record]) -> None:
+        try:
+            await self._retrying(records[0].topic, self.agent.process, records)
+            return
+        except Abandoned:
+            raise
+        except Exception as exc:  # noqa: BLE001 - not transient: it fails again however often it is tried
+            if len(records) == 1:
+                await self._dead_letter(records[0], exc)
+                return
+            log.warning("batch failed for good, tried again record by record", topic=records[0].topic,
+                        records=len(records), error=_describe(exc))
+        for record in records:
+            await self._process([record])
+
+    async def _dead_letter(self, record: Record, error: BaseException) -> None:
+        log.error("record cannot be processed, dead-lettered", topic=record.topic, partition=record.partition,
+                  offset=record.offset, error=_describe(error), exc_info=error)
+        metrics.DEAD_LETTERS.labels(record.topic, "processing").inc()
+        # Only the broker can refuse a dead letter, and the broker comes back: tried until it takes it.
+        await self._retrying(record.topic, self.agent.dead_letter, record, f"cannot be processed: {_describe(error)}",
+                             gives_up=lambda _: False)
+
+    async def _retrying(self, topic: str, call, *args, gives_up: Callable[[BaseException], bool] | None = None):
+        """``call(*args)`` until it returns. A failure that ``gives_up`` (by default: one that
+        is not transient) is raised; any other is tried again after a growing pause."""
+        gives_up = gives_up or (lambda error: not is_transient(error))
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                return await call(*args)
+            except Exception as exc:  # noqa: BLE001 - sorted by gives_up
+                if gives_up(exc):
+                    raise
+                pause = RETRY_PAUSE_SECONDS[min(failures, len(RETRY_PAUSE_SECONDS) - 1)]
+                failures += 1
+                metrics.BATCH_FAILURES.labels(topic).inc()
+                log.error("batch failed, tried again after a pause", topic=topic, pause_seconds=pause,
+                          error=_describe(exc))
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), pause)
+                except asyncio.TimeoutError:
+                    pass
+        raise Abandoned()
+
+
+class Abandoned(Exception):
+    """The worker is stopping: the batch in hand stays unacked."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether trying again later may succeed: the schema registry or the broker was out
+    of reach. Anything else (a value that does not fit its schema, a record too large for
+    the broker, a defect that one record meets) fails again however often it is tried."""
+    if isinstance(error, (DecodeError, EncodeError)):
+        return error.transient
+    if isinstance(error, DeliveryFailed):
+        return not error.permanent
+    if isinstance(error, KafkaException):
+        return bool(error.args) and error.args[0].retriable()
+    return isinstance(error, (OSError, asyncio.TimeoutError))
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 class Transport(aiokafka_driver.Transport):

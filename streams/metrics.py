@@ -13,6 +13,10 @@ BATCH_FAILURES = Counter(
     "dunning_batch_failures_total", "Batches whose processing failed and that are tried again after a pause", ["topic"]
 )
 DEAD_LETTERS = Counter("dunning_dead_letters_total", "Events sent to the dead-letter topic", ["topic", "field"])
+CONSUMER_RETRIES = Counter(
+    "dunning_consumer_retries_total", "Chunks a consumer tried again after a failure that may pass", ["group"]
+)
+TOMBSTONES = Counter("dunning_tombstones_skipped_total", "Records with no value (tombstones), skipped", ["topic"])
 BATCH_SECONDS = Histogram(
     "dunning_batch_seconds", "Time to process one batch of events",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),

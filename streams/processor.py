@@ -18,6 +18,7 @@ from aiokafka.partitioner import murmur2
 
 from schemas.codec import Codec, DecodeError
 from streams import metrics, topics
+from streams.core import bounds
 from streams.core import events as ev
 from streams.core.ledger import apply
 from streams.core.matching import ReferenceEntry, match_payment, matching_key
@@ -37,7 +38,7 @@ class Record:
     partition: int
     offset: int
     key: Optional[bytes]
-    value: bytes
+    value: Optional[bytes]  # None: a tombstone
     timestamp: float  # seconds since the epoch, from the record
     origin: Any = None  # the Faust message, so its state write lands in its partition
 
@@ -62,6 +63,9 @@ def partition_of(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+MAX_REASON_LENGTH = 2000  # a reason names what is wrong in its first words
+
+
 def dead_letter_for(topic: str, partition: int, offset: int, key: Optional[bytes], value: bytes,
                     reason: str) -> ev.DeadLetter:
     """What goes to the dead-letter topic: where the record was, why, and its original bytes."""
@@ -70,11 +74,16 @@ def dead_letter_for(topic: str, partition: int, offset: int, key: Optional[bytes
         source_topic=topic,
         partition=partition,
         offset=offset,
-        reason=reason,
+        reason=reason[:MAX_REASON_LENGTH],
         original_key=key,
         original_value=value,
         failed_at=datetime.now(timezone.utc),
     )
+
+
+def dead_letter_output(codec: Codec, record: Record, reason: str) -> Output:
+    letter = dead_letter_for(record.topic, record.partition, record.offset, record.key, record.value or b"", reason)
+    return Output(topics.DEAD_LETTERS.name, record.key, codec.encode(topics.DEAD_LETTERS.name, letter))
 
 
 class _Base:
@@ -92,13 +101,15 @@ class _Base:
                      channel=event.channel, step=event.step_name, total_minor=event.total_minor)
 
     def dead_letter(self, result: BatchResult, record: Record, reason: str, field_name: str | None = None) -> None:
-        letter = dead_letter_for(record.topic, record.partition, record.offset, record.key, record.value, reason)
-        result.outputs.append(Output(topics.DEAD_LETTERS.name, record.key, self.codec.encode(topics.DEAD_LETTERS.name, letter)))
+        result.outputs.append(dead_letter_output(self.codec, record, reason))
         result.tally.add(metrics.DEAD_LETTERS, record.topic, field_name or "decode")
         log.warning("event dead-lettered", topic=record.topic, partition=record.partition,
                     offset=record.offset, reason=reason, key=(record.key or b"").decode("utf-8", "replace"))
 
     def decode(self, result: BatchResult, record: Record, allowed: tuple[type, ...]):
+        if record.value is None:  # a tombstone deletes a key on a compacted topic; no event to apply
+            result.tally.add(metrics.TOMBSTONES, record.topic)
+            return None
         try:
             event = self.codec.decode(record.value)
         except DecodeError as exc:
@@ -110,6 +121,11 @@ class _Base:
             self.dead_letter(result, record, f"{type(event).__name__} does not belong on {record.topic}", "type")
             return None
         result.tally.add(metrics.EVENTS_IN, record.topic, type(event).__name__)
+        try:
+            bounds.check(event)  # what the rest of the pipeline can hold, as dunning publish checks it
+        except ev.InvalidEvent as exc:
+            self.dead_letter(result, record, f"{type(event).__name__} {exc}", exc.field)
+            return None
         return event
 
 

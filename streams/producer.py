@@ -14,14 +14,30 @@ import asyncio
 import threading
 from typing import Iterable, Optional
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from streams.topics import MAX_RECORD_BYTES
 
 POLL_SECONDS = 0.05
 QUEUE_FULL_PAUSE = 0.005
+MAX_REQUEST_BYTES = MAX_RECORD_BYTES + 64 * 1024  # a record of the largest size, with its framing
+
+
+# Errors that come back however often the records are sent again.
+PERMANENT_ERRORS = frozenset({
+    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_MSG_SIZE,
+    KafkaError.INVALID_RECORD, KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError._INVALID_ARG,
+})
 
 
 class DeliveryFailed(RuntimeError):
-    """The broker did not take some records of a batch; the batch is done again."""
+    """The broker did not take some records of a batch. ``permanent`` when sending them
+    again cannot help (a record too large); otherwise the batch is done again later."""
+
+    def __init__(self, message: str, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class BatchProducer:
@@ -31,6 +47,7 @@ class BatchProducer:
             "partitioner": "murmur2_random",
             "enable.idempotence": True,  # in order per partition, also across retries
             "linger.ms": 1,
+            "message.max.bytes": MAX_REQUEST_BYTES,
             **config,
         })
         self._stopped = threading.Event()
@@ -59,6 +76,9 @@ class BatchProducer:
                     break
                 except BufferError:  # librdkafka's queue is full: let it drain
                     await asyncio.sleep(QUEUE_FULL_PAUSE)
+                except KafkaException as exc:  # refused before sending, e.g. a record too large
+                    waiting.report(exc.args[0], None)
+                    break
         waiting.all_handed_over()
         await done
 
@@ -102,6 +122,8 @@ class _Delivery:
         if self._done.done():
             return
         if self._errors:
-            self._done.set_exception(DeliveryFailed(f"{len(self._errors)} records not delivered: {self._errors[0]}"))
+            permanent = any(error.code() in PERMANENT_ERRORS for error in self._errors)
+            self._done.set_exception(
+                DeliveryFailed(f"{len(self._errors)} records not delivered: {self._errors[0]}", permanent))
         else:
             self._done.set_result(None)

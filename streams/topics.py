@@ -13,6 +13,12 @@ from dataclasses import dataclass
 
 from streams.core import events as ev
 
+# The largest record the platform writes: a debtor's state in its table's changelog and its
+# snapshot grow with its open items (``streams.core.ledger.MAX_ITEMS`` bounds them). Topics
+# are created with this as their ``max.message.bytes``; producers allow it too.
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+TOPIC_CONFIG = {"max.message.bytes": str(MAX_RECORD_BYTES)}
+
 
 @dataclass(frozen=True)
 class TopicSpec:
