@@ -24,7 +24,10 @@ class Settings:
     store: str = "memory://"  # or rocksdb:// (install the `rocksdb` extra)
     data_dir: Path = Path("var")
     metrics_port: int = 0  # 0: no metrics endpoint
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 to be scraped from another host or container
     log_level: str = "info"
+    smtp_timeout: float = 30.0  # seconds for each step of an SMTP conversation
+    sink_retry_seconds: float = 3600.0  # how long a send that may pass is tried again before it is given up
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -40,7 +43,10 @@ class Settings:
             store=env.get("STATE_STORE", "memory://"),
             data_dir=data_dir,
             metrics_port=int(env.get("METRICS_PORT", "0")),
+            metrics_host=env.get("METRICS_HOST") or "127.0.0.1",  # empty would mean every interface
             log_level=env.get("LOG_LEVEL", "info"),
+            smtp_timeout=float(env.get("SMTP_TIMEOUT", "30")),
+            sink_retry_seconds=float(env.get("SINK_RETRY_SECONDS", "3600")),
         )
 
     @property

@@ -7,7 +7,7 @@ partition the Faust worker expects.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -23,7 +23,8 @@ def ensure_topics(bootstrap: str, partitions: int, specs: Iterable[topics.TopicS
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = [
-        NewTopic(spec.name, partitions, 1, config={"cleanup.policy": "compact"} if spec.compacted else {})
+        NewTopic(spec.name, partitions, 1,
+                 config={**topics.TOPIC_CONFIG, **({"cleanup.policy": "compact"} if spec.compacted else {})})
         for spec in specs
         if spec.name not in existing
     ]
@@ -43,47 +44,24 @@ def make_producer(bootstrap: str, **extra) -> Producer:
         "partitioner": "murmur2_random",
         "enable.idempotence": True,
         "linger.ms": 5,
+        "message.max.bytes": topics.MAX_RECORD_BYTES + 64 * 1024,  # a dead letter carries the record it is about
     }
     config.update(extra)
     return Producer(config)
 
 
-def make_consumer(bootstrap: str, group: str, topic_names: list[str], **extra) -> Consumer:
-    config = {
+def consumer_config(bootstrap: str, **extra) -> dict:
+    """A consumer group member's settings (the group id comes from its user)."""
+    return {
         "bootstrap.servers": bootstrap,
-        "group.id": group,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         # The embedded broker holds a fetch it has no records for until the wait runs out,
         # even when records arrive: librdkafka's 500 ms would delay every e-mail that long.
         "fetch.wait.max.ms": 100,
         **GROUP_TIMEOUTS,
+        **extra,
     }
-    config.update(extra)
-    consumer = Consumer(config)
-    consumer.subscribe(topic_names)
-    return consumer
-
-
-def batches(consumer: Consumer, size: int = 500, timeout: float = 0.5) -> Iterator[list]:
-    """Endless batches of messages without errors; an empty list when nothing came."""
-    while True:
-        messages = consumer.consume(size, timeout)
-        yield [m for m in messages if m.error() is None]
-
-
-def run_consumer(consumer: Consumer, handle_batch, stop, size: int = 500) -> None:
-    """Consume in batches until ``stop()`` is true; offsets are committed only after
-    ``handle_batch`` returned, so a crash means redelivery, never loss."""
-    try:
-        while not stop():
-            messages = [m for m in consumer.consume(size, 0.5) if m.error() is None]
-            if not messages:
-                continue
-            handle_batch(messages)
-            consumer.commit(asynchronous=False)
-    finally:
-        consumer.close()
 
 
 def end_offsets(bootstrap: str, topic_names: list[str], idle: float = 0.3) -> dict[tuple[str, int], int]:

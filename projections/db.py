@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_KEY = 0x64756E6E  # any constant the platform's processes agree on
@@ -22,6 +23,14 @@ def database_url_from_env() -> str:
         return url
     EMBEDDED_DB.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{EMBEDDED_DB}"
+
+
+def is_transient_database_error(error: BaseException) -> bool:
+    """The database out of reach, a login refused for now, SQLite locked by another writer:
+    the same statement may succeed later. A value the database refuses to store does not."""
+    if isinstance(error, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def make_engine(url: str) -> Engine:

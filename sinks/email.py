@@ -13,6 +13,7 @@ Two senders share the ``EmailSender`` protocol:
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import os
 import re
@@ -23,7 +24,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Mapping, Optional, Protocol
+from typing import Callable, Mapping, Optional, Protocol
 from urllib.parse import unquote, urlsplit
 
 from sinks.render import RenderedMessage
@@ -40,8 +41,24 @@ _DOTS = re.compile(r"\.{2,}")
 
 
 class EmailSender(Protocol):
-    def send(self, message: EmailMessage) -> None:
-        """Deliver the message or raise (smtplib.SMTPException or OSError)."""
+    def send(self, message: EmailMessage, hand_over: Callable[[], bool] = lambda: True) -> None:
+        """Deliver the message or raise (smtplib.SMTPException or OSError). ``hand_over`` is
+        called just before the step after which the message may have arrived; if it
+        returns False nothing is delivered and ``HandOverRefused`` is raised."""
+
+
+class HandOverRefused(RuntimeError):
+    """The send's claim was taken over by another attempt: this one delivers nothing."""
+
+
+def is_transient_smtp_error(error: BaseException) -> bool:
+    """Whether a later attempt may succeed: the server out of reach, a dropped connection,
+    or a 4xx answer ("try again later"). A 5xx answer or a login refused is for good."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return bool(error.recipients) and all(400 <= code < 500 for code, _ in error.recipients.values())
+    if isinstance(error, smtplib.SMTPResponseException):
+        return 400 <= error.smtp_code < 500 and not isinstance(error, smtplib.SMTPAuthenticationError)
+    return isinstance(error, (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError))
 
 
 def safe_token(action_id: str) -> str:
@@ -82,20 +99,29 @@ def build_email(
 
 
 class SmtpSender:
-    """One SMTP connection per message: the sink loop is synchronous and low-volume."""
+    """One SMTP connection per message: the sink sends one action at a time."""
 
     def __init__(self, url: str, timeout: float = 30.0):
         parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
         if parts.scheme not in _DEFAULT_PORTS:
             raise ValueError(
                 f"unsupported SMTP URL scheme {parts.scheme!r} "
                 f"(use one of: {', '.join(_DEFAULT_PORTS)})"
             )
-        if not parts.hostname:
-            raise ValueError("SMTP URL has no host")
+        # Errors name the URL without what stands before the host: a password with an
+        # unencoded "/" or "@" would otherwise show up in them.
+        if not parts.hostname or port == -1 or parts.path or parts.query or parts.fragment:
+            raise ValueError(
+                "SMTP_URL is not of the form scheme://user:password@host:port (percent-encode a / @ ? or # in "
+                "the user name or password, e.g. %2F for /)"
+            )
         self.scheme = parts.scheme
         self.host = parts.hostname
-        self.port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        self.port = port or _DEFAULT_PORTS[parts.scheme]
         self.username = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password) if parts.password else ""
         self.timeout = timeout
@@ -104,15 +130,36 @@ class SmtpSender:
         user = f"{self.username}:***@" if self.username else ""
         return f"SmtpSender('{self.scheme}://{user}{self.host}:{self.port}')"
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, hand_over: Callable[[], bool] = lambda: True) -> None:
+        # smtplib's send_message() in its steps, so that the end of the data (the point
+        # after which the server may have the message) is sent only after ``hand_over``.
+        sender, recipient = message["From"].addresses[0].addr_spec, message["To"].addresses[0].addr_spec
+        data = _DOT_AT_LINE_START.sub(b"..", message.as_bytes(policy=email.policy.SMTP))
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
         with self._connect() as client:
             if self.scheme == "smtp+starttls":
                 client.starttls(context=ssl.create_default_context())
             if self.username:
                 client.login(self.username, self._password)
-            refused = client.send_message(message)
-        if refused:  # some recipients accepted, others not: treat as a failure
-            raise smtplib.SMTPRecipientsRefused(refused)
+            client.ehlo_or_helo_if_needed()
+            options = ["SMTPUTF8"] if not message.as_string().isascii() and client.has_extn("smtputf8") else []
+            code, reply = client.mail(sender, options)
+            if code != 250:
+                raise smtplib.SMTPSenderRefused(code, reply, sender)
+            code, reply = client.rcpt(recipient)
+            if code not in (250, 251):
+                raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+            code, reply = client.docmd("DATA")
+            if code != 354:
+                raise smtplib.SMTPDataError(code, reply)
+            client.send(data)
+            if not hand_over():
+                raise HandOverRefused("another attempt took this action over; the message was not completed")
+            client.send(b".\r\n")
+            code, reply = client.getreply()
+            if code != 250:
+                raise smtplib.SMTPDataError(code, reply)
 
     def _connect(self) -> smtplib.SMTP:
         if self.scheme == "smtps":
@@ -120,6 +167,9 @@ class SmtpSender:
                 self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
             )
         return smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+
+
+_DOT_AT_LINE_START = re.compile(rb"(?m)^\.")  # a line that starts with "." gets another (RFC 5321 4.5.2)
 
 
 class OutboxFolderSender:
@@ -134,7 +184,7 @@ class OutboxFolderSender:
     def file_for(self, action_id: str) -> Path:
         return self.path / f"{safe_token(action_id)}.eml"
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, hand_over: Callable[[], bool] = lambda: True) -> None:
         action_id = message[ACTION_ID_HEADER]
         if not action_id:
             raise ValueError(f"message has no {ACTION_ID_HEADER} header")
@@ -143,6 +193,9 @@ class OutboxFolderSender:
         # Write aside, then rename: a reader never sees half a message.
         with tempfile.NamedTemporaryFile(dir=self.path, suffix=".tmp", delete=False) as handle:
             handle.write(message.as_bytes())
+        if not hand_over():
+            os.unlink(handle.name)
+            raise HandOverRefused("another attempt took this action over; the message was not completed")
         os.replace(handle.name, target)
 
 

@@ -8,6 +8,7 @@ import email.policy
 import json
 import socket
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +43,29 @@ class CollectingHandler:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append((list(envelope.rcpt_tos), parsed))
         return "250 Message accepted"
+
+
+def wait_until(condition, timeout: float, what: str):
+    """``condition()``'s first true value, asked every 0.1 s; an AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def log_events(path) -> list[dict]:
+    """The JSON log lines a process wrote to ``path``, parsed (other lines left out)."""
+    events = []
+    for line in path.read_text().splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            pass
+    return events
 
 
 def free_port() -> int:

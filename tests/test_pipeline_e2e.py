@@ -3,7 +3,6 @@ sink against a real SMTP server, and the projector against PostgreSQL."""
 
 from __future__ import annotations
 
-import time
 from datetime import date, timedelta
 
 import pytest
@@ -24,7 +23,7 @@ from streams import topics
 from streams.core import events as ev
 from streams.core.policy import policy_from_yaml
 from streams.core.simulate import simulate
-from tests.support import free_port, postgres_database, start_smtp
+from tests.support import free_port, postgres_database, start_smtp, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
 PARTITIONS = 4
@@ -66,17 +65,6 @@ def watcher(stack, codec):
 @pytest.fixture(scope="module")
 def publisher(stack, codec):
     return Publisher(stack.bootstrap, codec, PARTITIONS)
-
-
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def mails_to(smtp, address: str) -> list:

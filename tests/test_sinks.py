@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from jinja2 import DictLoader, UndefinedError
 from prometheus_client import REGISTRY
 from sqlalchemy import create_engine
 
-from sinks.channels import ChannelSink
+from sinks.channels import ChannelSink, SendDeferred
 from sinks.email import (
     OutboxFolderSender,
     SmtpSender,
@@ -27,7 +27,7 @@ from sinks.email import (
     sender_from_env,
 )
 from sinks.formatting import format_long_date, format_money
-from sinks.outbox import Outbox, outbox_table
+from sinks.outbox import Claim, Outbox, outbox_table
 from sinks.render import UnknownTemplateError, build_environment, render_message
 from streams.core.events import ActionItem, DunningActionDue
 from tests.support import free_port, start_smtp
@@ -250,15 +250,32 @@ def test_html_body_is_autoescaped_and_text_body_is_not():
 # --------------------------------------------------------------------------- outbox
 
 
-def test_outbox_claims_until_sent(engine):
-    outbox = Outbox(engine)
+class Clock:
+    def __init__(self):
+        self.now = datetime(2025, 4, 1, 9, 0, tzinfo=timezone.utc)
 
-    assert outbox.claim("a1", "email") is True
-    assert outbox.claim("a1", "email") is True  # still "sending": a crashed attempt is retried
-    outbox.mark_failed("a1", "timeout")
-    assert outbox.claim("a1", "email") is True
-    outbox.mark_sent("a1", "<a1@dunning>")
-    assert outbox.claim("a1", "email") is False
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def test_outbox_claims_until_sent(engine):
+    clock = Clock()
+    outbox = Outbox(engine, clock, lease=timedelta(seconds=60))
+
+    first = outbox.claim("a1", "email")
+    assert (first.outcome, first.attempt) == (Claim.SEND, 1)
+    assert outbox.claim("a1", "email").outcome is Claim.BUSY  # "sending", within the lease: another sender is at it
+    clock.advance(61)
+    retried = outbox.claim("a1", "email")  # died before handing the message over: sent again without doubt
+    assert (retried.outcome, retried.attempt) == (Claim.SEND, 2)
+    outbox.mark_deferred("a1", 2, "timeout")
+    third = outbox.claim("a1", "email")
+    assert (third.outcome, third.attempt) == (Claim.SEND, 3)
+    assert outbox.mark_sent("a1", 3, "<a1@dunning>")
+    assert outbox.claim("a1", "email").outcome is Claim.ALREADY_SENT
 
     entry = outbox.get("a1")
     assert (entry.status, entry.attempts, entry.message_id, entry.last_error) == (
@@ -270,9 +287,34 @@ def test_outbox_claims_until_sent(engine):
     assert entry.updated_at.tzinfo is not None
 
 
+def test_an_attempt_that_died_after_handing_over_is_sent_again_as_uncertain(engine):
+    clock = Clock()
+    outbox = Outbox(engine, clock, lease=timedelta(seconds=60))
+    first = outbox.claim("a1", "email")
+    assert outbox.hand_over("a1", first.attempt)
+    clock.advance(30)
+    assert outbox.claim("a1", "email").outcome is Claim.BUSY  # may still be waiting for the server's answer
+    clock.advance(31)
+    again = outbox.claim("a1", "email")
+    assert (again.outcome, again.attempt) == (Claim.RESEND_UNCERTAIN, 2)
+
+
+def test_an_attempt_whose_claim_was_taken_over_cannot_hand_over(engine):
+    clock = Clock()
+    outbox = Outbox(engine, clock, lease=timedelta(seconds=60))
+    slow = outbox.claim("a1", "email")
+    clock.advance(61)
+    fast = outbox.claim("a1", "email")
+    assert not outbox.hand_over("a1", slow.attempt)
+    assert outbox.hand_over("a1", fast.attempt)
+    assert outbox.mark_sent("a1", fast.attempt, "<a1@dunning>")
+    assert not outbox.mark_sent("a1", slow.attempt, "<a1@dunning>")
+    assert outbox.get("a1").status == "sent"
+
+
 def test_outbox_refuses_to_finish_an_unclaimed_action(engine):
     with pytest.raises(LookupError, match="nope"):
-        Outbox(engine).mark_sent("nope", "<nope@dunning>")
+        Outbox(engine).mark_sent("nope", 1, "<nope@dunning>")
 
 
 def test_outbox_works_on_the_migrated_read_model_schema(tmp_path):
@@ -283,9 +325,10 @@ def test_outbox_works_on_the_migrated_read_model_schema(tmp_path):
     engine = make_engine(url)
     outbox = Outbox(engine)
 
-    assert outbox.claim("a1", "email") is True
-    outbox.mark_sent("a1", "<a1@dunning>")
-    assert outbox.claim("a1", "email") is False
+    claimed = outbox.claim("a1", "email")
+    assert claimed.outcome is Claim.SEND
+    outbox.mark_sent("a1", claimed.attempt, "<a1@dunning>")
+    assert outbox.claim("a1", "email").outcome is Claim.ALREADY_SENT
     assert outbox.get("a1").status == "sent"
     engine.dispose()
 
@@ -338,18 +381,16 @@ def test_redelivered_action_is_sent_once(engine, smtp_server):
     assert metric("email", "duplicate") == duplicates_before + 1
 
 
-def test_smtp_down_fails_and_a_later_retry_sends_once(engine):
+def test_smtp_down_is_deferred_and_a_later_retry_sends_once(engine):
     port = free_port()  # nothing listens here yet
     sink = make_sink(engine, SmtpSender(f"smtp://127.0.0.1:{port}", timeout=5))
     action = make_action()
 
-    failed = sink.handle(action)
+    with pytest.raises(SendDeferred, match="(?i)refused"):
+        sink.handle(action)
 
-    assert failed.status == "failed"
-    assert "refused" in failed.detail.lower()
-    assert failed.event_id == f"delivery:{action.action_id}:failed"
     entry = sink.outbox.get(action.action_id)
-    assert (entry.status, entry.attempts) == ("failed", 1)
+    assert (entry.status, entry.attempts) == ("deferred", 1)
     assert "refused" in entry.last_error.lower()
 
     controller, handler = start_smtp(port)
@@ -364,6 +405,18 @@ def test_smtp_down_fails_and_a_later_retry_sends_once(engine):
     assert len(handler.messages) == 1
     entry = sink.outbox.get(action.action_id)
     assert (entry.status, entry.attempts, entry.last_error) == ("sent", 2, None)
+
+
+def test_a_message_with_a_leading_dot_line_arrives_whole(engine, smtp_server):
+    controller, handler = smtp_server
+    environment = build_environment(DictLoader({
+        "nl/first_reminder.txt.j2": "Subject: Herinnering\n\nregel een\n.\n..twee punten\nlaatste regel\n",
+    }))
+    sink = ChannelSink(engine, SmtpSender(f"smtp://127.0.0.1:{controller.port}"), clock=lambda: NOW,
+                       mail_from=MAIL_FROM, environment=environment)
+    assert sink.handle(make_action()).status == "sent"
+    body = handler.messages[0][1].get_content()
+    assert body.splitlines()[-3:] == [".", "..twee punten", "laatste regel"]
 
 
 def _authenticate(server, session, envelope, mechanism, auth_data):
@@ -502,6 +555,20 @@ def test_smtp_url_is_parsed(url, scheme, port, username):
 def test_smtp_url_with_another_scheme_is_refused():
     with pytest.raises(ValueError, match="'http'"):
         SmtpSender("http://mail.example.com")
+
+
+@pytest.mark.parametrize("url", [
+    "smtp://dunning:se/cr3t-pw@mail.example.com:587",  # "/" ends the host part: the rest looks like a path
+    "smtp://dunning:se#cr3t-pw@mail.example.com:587",  # "#" starts a fragment
+    "smtp://dunning:se?cr3t-pw@mail.example.com:587",  # "?" starts a query
+])
+def test_a_password_that_breaks_the_url_is_refused_without_showing_it(url):
+    with pytest.raises(ValueError) as refused:
+        SmtpSender(url)
+    message = str(refused.value)
+    assert "percent-encode" in message
+    for fragment in ("cr3t", "-pw", "dunning", "example"):
+        assert fragment not in message, message
 
 
 def test_senders_and_from_address_come_from_the_environment():

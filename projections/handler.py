@@ -1,0 +1,33 @@
+"""The projector as a handler of the shared consumer loop (``streams.consumer_loop``):
+a chunk of output events is one transaction. While the database is out of reach the
+chunk is tried again until it is back; a record the database refuses for good (a value
+it cannot store) is dead-lettered and the read models go on."""
+
+from __future__ import annotations
+
+from projections.db import is_transient_database_error
+from projections.projector import Projector
+from streams import consumer_loop, topics
+from streams.consumer_loop import Incoming
+
+PROJECTED = (topics.ACTIONS, topics.ALERTS, topics.UNMATCHED, topics.SNAPSHOTS, topics.DELIVERIES)
+
+
+class ProjectorHandler:
+    group = "dunning-projector"
+    topics = PROJECTED
+    chunk_size = 2000
+    retry_for = None  # the read models wait for their database, however long it takes
+
+    def __init__(self, projector: Projector):
+        self.projector = projector
+
+    def handle(self, records: list[Incoming]) -> list[object]:
+        self.projector.apply_batch([record.event for record in records])
+        return []
+
+    def is_transient(self, error: BaseException) -> bool:
+        return is_transient_database_error(error) or consumer_loop.is_transient(error)
+
+    def give_up(self, record: Incoming, reason: str) -> list[object]:
+        return []
