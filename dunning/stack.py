@@ -54,7 +54,7 @@ class Stack:
             env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.processes[name] = process
-        log.info("process started", role=role, name=name, pid=process.pid)
+        log.info("process started", role=role, process_name=name, pid=process.pid)
         return process
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:

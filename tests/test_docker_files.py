@@ -314,6 +314,7 @@ def test_prometheus_scrapes_every_process_at_its_metrics_port(platform):
             assert "METRICS_PORT" in env, f"{name} serves metrics only with METRICS_PORT set"
         if "METRICS_PORT" in env:
             assert (name, int(env["METRICS_PORT"])) in scraped, f"{name} is not scraped"
+            assert Settings.from_env(env).metrics_host == "0.0.0.0", f"{name} serves metrics on loopback only"
     for host, port in scraped:
         if host in platform:
             assert environment(platform[host]).get("METRICS_PORT") == str(port), f"{host}:{port} serves nothing"
