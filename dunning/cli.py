@@ -32,7 +32,7 @@ def cmd_worker(settings: Settings, args) -> int:
     from schemas.codec import Codec
     from streams.app import create_app
 
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     with bootstrap_servers(settings.kafka_bootstrap) as bootstrap:
         ensure_topics(bootstrap, settings.partitions)
         app = create_app(settings, bootstrap, _policy(settings.policy_file), Codec.from_env())
@@ -47,7 +47,7 @@ def _run_consumer_process(settings: Settings, run) -> int:
     from dunning.embedded import bootstrap_servers
     from dunning.kafka_io import ensure_topics
 
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     with bootstrap_servers(settings.kafka_bootstrap) as bootstrap:
         ensure_topics(bootstrap, settings.partitions)
         run(settings, bootstrap)
@@ -73,7 +73,7 @@ def cmd_clock(settings: Settings, args) -> int:
     from dunning.kafka_io import ensure_topics
     from schemas.codec import Codec
 
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     with bootstrap_servers(settings.kafka_bootstrap) as bootstrap:
         ensure_topics(bootstrap, settings.partitions)
         publisher = Publisher(bootstrap, Codec.from_env(), settings.partitions)
@@ -85,19 +85,70 @@ def cmd_clock(settings: Settings, args) -> int:
 
 
 def cmd_publish(settings: Settings, args) -> int:
-    from connectors.publisher import Publisher, read_events
+    from contextlib import contextmanager
+
+    from connectors.publisher import Publisher, open_events_file, publish_file
     from dunning.embedded import bootstrap_servers
-    from dunning.kafka_io import ensure_topics
+    from dunning.kafka_io import ensure_topics, make_producer
     from schemas.codec import Codec
 
-    events, errors = read_events(args.file)
-    for error in errors:
-        print(f"{args.file}: {error}", file=sys.stderr)
-    with bootstrap_servers(settings.kafka_bootstrap) as bootstrap:
-        ensure_topics(bootstrap, settings.partitions)
-        count = Publisher(bootstrap, Codec.from_env(), settings.partitions).publish_all(events)
-    print(json.dumps({"published": count, "rejected_lines": [e.line for e in errors]}))
-    return 1 if errors else 0
+    if not args.timeout > 0:  # librdkafka reads 0 as "wait for ever"
+        print("dunning publish: --timeout must be more than 0 seconds", file=sys.stderr)
+        return 2
+    codec = Codec.from_env()
+    try:
+        handle = open_events_file(args.file)
+    except OSError as exc:
+        print(f"{args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+    @contextmanager
+    def connect():
+        with bootstrap_servers(settings.kafka_bootstrap) as bootstrap:
+            ensure_topics(bootstrap, settings.partitions)
+            producer = make_producer(bootstrap, **{"message.timeout.ms": int(args.timeout * 1000), "linger.ms": 20})
+            yield Publisher(bootstrap, codec, settings.partitions, producer)
+
+    with handle:
+        report = publish_file(handle, codec, settings.partitions, connect, skip_invalid=args.skip_invalid,
+                              on_rejected=lambda error: print(f"{args.file}: {error}", file=sys.stderr))
+    if report.error:
+        print(f"{args.file}: {report.error}", file=sys.stderr)
+    if report.lines_rejected and not args.skip_invalid:
+        print(f"{args.file}: {report.lines_rejected} of {report.lines} lines rejected, nothing published "
+              "(--skip-invalid publishes the valid lines)", file=sys.stderr)
+    if report.records_failed:
+        print(f"{args.file}: {report.records_failed} records not delivered ({report.first_error}), "
+              f"{report.records_delivered} delivered, {report.lines_not_sent} lines not sent; publishing the "
+              "file again is safe (events have stable ids)", file=sys.stderr)
+    print(json.dumps(report.to_json()))
+    return 0 if report.ok else 1
+
+
+def cmd_replay_dead_letters(settings: Settings, args) -> int:
+    from connectors.dead_letters import LetterFilter, replay
+    from dunning.kafka_io import end_offsets, ensure_topics, make_producer
+    from schemas.codec import Codec
+    from streams import topics
+
+    if not settings.kafka_bootstrap:
+        print("dunning replay-dead-letters: set KAFKA_BOOTSTRAP to the broker whose dead letters to replay",
+              file=sys.stderr)
+        return 2
+    letter_filter = LetterFilter(args.topic, args.reason, args.key, args.since, args.until)
+    bootstrap = settings.kafka_bootstrap
+    ensure_topics(bootstrap, settings.partitions)
+    ends = end_offsets(bootstrap, [topics.DEAD_LETTERS.name])
+    report = replay(bootstrap, Codec.from_env(), make_producer(bootstrap), ends, letter_filter, args.dry_run)
+    print(json.dumps({**report.to_json(), "dry_run": args.dry_run}))
+    return 0
+
+
+def _utc_datetime(text: str):
+    from datetime import datetime, timezone
+
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def cmd_simulate(settings: Settings, args) -> int:
@@ -169,9 +220,36 @@ def build_parser() -> argparse.ArgumentParser:
     clock.add_argument("--interval", type=float, default=1.0, help="seconds between ticks with --start")
     clock.set_defaults(func=cmd_clock)
 
-    publish = sub.add_parser("publish", help="publish a JSON-lines file of input events")
-    publish.add_argument("file", type=Path)
+    publish = sub.add_parser(
+        "publish", help="publish a JSON-lines file of input events",
+        description="Publishes the input events of FILE, one JSON object per line, each to its topic. Every bad "
+                    "line is reported on stderr with its line number and field. By default the whole file is "
+                    "checked first and NOTHING is published when any line is bad; --skip-invalid publishes the "
+                    "valid lines. A line may have at most 1 MiB. A record counts once the broker confirmed it. "
+                    "stdout: a JSON report (lines_published, records_delivered, lines_rejected, rejected_lines, "
+                    "records_failed, ...). Exit status 0: every line published; 1: a line rejected or a record "
+                    "not delivered; 2: usage error or FILE unreadable.")
+    publish.add_argument("file", type=Path, help="events, one JSON object per line (a pipe such as /dev/stdin works)")
+    publish.add_argument("--skip-invalid", action="store_true",
+                         help="publish the valid lines even when some are bad (default: publish nothing then)")
+    publish.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                         help="a record the broker has not confirmed after this long counts as failed (default 120)")
     publish.set_defaults(func=cmd_publish)
+
+    replay = sub.add_parser(
+        "replay-dead-letters", help="put dead-lettered records back on their topics once the cause is fixed",
+        description="Reads dunning.dead-letters up to its current end and puts the original record of every "
+                    "letter that matches all filters given back on its source topic and partition. Events have "
+                    "stable ids: replaying a record twice changes nothing. Needs KAFKA_BOOTSTRAP. stdout: a JSON "
+                    "report (letters, matched, replayed, by_topic).",
+        epilog="example: dunning replay-dead-letters --topic dunning.actions --reason SendDeferred --dry-run")
+    replay.add_argument("--topic", help="only letters from this source topic, e.g. dunning.ledger")
+    replay.add_argument("--reason", help="only letters whose reason contains this text (any case)")
+    replay.add_argument("--key", help="only letters of this record key, e.g. a debtor id")
+    replay.add_argument("--since", type=_utc_datetime, help="only letters written at or after (ISO 8601, UTC if no offset)")
+    replay.add_argument("--until", type=_utc_datetime, help="only letters written before (ISO 8601)")
+    replay.add_argument("--dry-run", action="store_true", help="count what would be replayed, replay nothing")
+    replay.set_defaults(func=cmd_replay_dead_letters)
 
     sample = sub.add_parser("sample", help="print the demo's sample ledger as JSON lines")
     sample.add_argument("--days", type=int, default=90)
