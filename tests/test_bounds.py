@@ -1,5 +1,5 @@
 """Bounds on input (streams/core/bounds.py): each rule, and the same refusal at every edge of
-the core: ``dunning publish`` (the JSON form), ``dunning simulate`` (the pipeline) and the
+the core: ``dunning publish`` (the JSON form), ``dunning simulate`` (``simulate``) and the
 worker (the processors, which dead-letter). Also the ledger's bound on a debtor's sums."""
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ comes in, with the field it is in, not fail later where nobody can fix it (a pro
 that stops on a string too long for its column, a worker that cannot encode a balance).
 
 ``check(event)`` raises ``InvalidEvent(reason, field)`` for the first field of ``event``
-outside its bounds. It is called at every edge of the core, so that ``dunning publish``
-(``schemas.json_form``), ``dunning simulate`` (``Pipeline.process``) and the worker
-(``streams.processor``, right after decoding) refuse alike. The inputs and the matcher's
+outside its bounds. It is called at every edge of the core, where events come in, so that
+``dunning publish`` (``schemas.json_form``), ``dunning simulate`` (``streams.core.simulate``)
+and the worker (``streams.processor``, right after decoding) refuse alike; the in-memory
+topology (``Pipeline``) takes the events it is given as checked. The inputs and the matcher's
 two internal hops are checked (``CHECKED_TYPES``); the core's own outputs pass.
 
 The bounds are declared once, in ``BOUNDS``: field name -> rule, with ``(type, field)``

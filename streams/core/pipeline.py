@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from streams.core import events as ev
-from streams.core.bounds import check
 from streams.core.ledger import apply
 from streams.core.matching import ReferenceEntry, entry_for, match_payment
 from streams.core.policy import Policy
@@ -28,7 +27,6 @@ class Pipeline:
     def process(self, event) -> list:
         """Outputs of one input event, including internal hops, in the order they arise.
         An invalid event raises ``InvalidEvent`` and changes nothing."""
-        check(event)  # the bounds every field must keep, as the worker checks them on decoding
         kind = type(event)
         if kind is ev.PaymentReceived:
             result = match_payment(self.references, event)

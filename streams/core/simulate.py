@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from streams.core import events as ev
+from streams.core.bounds import check
 from streams.core.pipeline import Pipeline
 from streams.core.policy import Policy
 
@@ -27,6 +28,7 @@ def simulate(events: Iterable, policy: Policy, snapshots: bool = False) -> Itera
     pipeline = Pipeline(policy)
     for position, event in enumerate(events, start=1):
         try:
+            check(event)  # the bounds every field must keep, as the worker checks them on decoding
             outputs = pipeline.process(event)
         except ev.InvalidEvent as exc:
             yield Rejected(position, getattr(event, "event_id", ""), f"{type(event).__name__} {exc}", exc.field)
