@@ -25,6 +25,7 @@ What the loop owns, so that no handler has to get it right alone:
 
 from __future__ import annotations
 
+import contextvars
 import signal
 import threading
 import time
@@ -146,21 +147,32 @@ class ConsumerLoop:
         self.consumer.pause(assignment)
         self._working = True
         self._revoked.clear()
+        size = max(1, self.handler.chunk_size)
+        done = 0
         try:
-            size = max(1, self.handler.chunk_size)
             for start in range(0, len(messages), size):
                 chunk = [m for m in messages[start:start + size]
                          if (m.topic(), m.partition()) not in self._revoked]
-                if not chunk:
-                    continue
-                try:
-                    outputs = self._process(chunk)
-                    self._finish(chunk, outputs)
-                except Abandoned:
-                    break
+                if chunk:
+                    self._finish(chunk, self._process(chunk))
+                done = start + size
+        except Abandoned:
+            if not self.stopping.is_set():
+                self._rewind(messages[done:])
         finally:
             self._working = False
             self.consumer.resume(self.consumer.assignment())
+
+    def _rewind(self, left: list[Message]) -> None:
+        """Read again what was fetched and not done, on the partitions still held (those
+        taken away are read by their next owner from the committed offsets)."""
+        first: dict[tuple[str, int], int] = {}
+        for message in left:
+            tp = (message.topic(), message.partition())
+            if tp not in self._revoked and tp not in first:
+                first[tp] = message.offset()
+        for (topic, partition), offset in first.items():
+            self.consumer.seek(TopicPartition(topic, partition, offset))
 
     # ------------------------------------------------------------------ one chunk
 
@@ -295,10 +307,11 @@ class ConsumerLoop:
     def _call(self, function, *args):
         """``function(*args)`` in a thread of its own, polling the consumer meanwhile."""
         future: Future = Future()
+        context = contextvars.copy_context()  # the log context (process name) goes along
 
         def run() -> None:
             try:
-                future.set_result(function(*args))
+                future.set_result(context.run(function, *args))
             except BaseException as exc:  # noqa: BLE001 - handed to the loop
                 future.set_exception(exc)
 
@@ -333,8 +346,9 @@ class ConsumerLoop:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         consumer.assign(partitions)
-        if self._working:
-            consumer.pause(partitions)
+        # Paused while a chunk is in hand; resumed otherwise: librdkafka keeps a partition
+        # paused across its revocation, so one paused in the last assignment would stay so.
+        (consumer.pause if self._working else consumer.resume)(partitions)
         log.info("partitions assigned", group=self.handler.group, partitions=len(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -190,3 +190,29 @@ def test_a_hung_mail_server_does_not_keep_the_sink_from_stopping(tmp_path, datab
         took = time.monotonic() - started
     assert took < 12, f"the sink took {took:.1f} s to stop"
     assert handler.messages == []
+
+
+def test_a_second_sink_joining_mid_send_sends_nothing_twice(tmp_path, database):
+    """The group rebalances while the first sink is sending: the partitions it loses are
+    read by the second from their committed offsets, and an action whose send is still on
+    its way in the first is left to it (its claim is live) instead of being sent again."""
+    codec = Codec()
+    with slow_smtp(rcpt_delay=1.0) as (port, handler), sink_stack(tmp_path, database, port, smtp_timeout=10) as stack:
+        stack.start("sink", name="sink-1")
+        ids = publish_actions(stack.bootstrap, codec, 16, "scale")
+        wait_until(lambda: len(handler.messages) >= 2, 60, "the first sink to be sending")
+        stack.start("sink", name="sink-2")
+        wait_until(lambda: "partitions assigned" in (tmp_path / "sink-2.log").read_text(), 60,
+                   "the second sink to take partitions")
+        wait_until(lambda: len(outbox_statuses(database)) == len(ids)
+                   and set(outbox_statuses(database).values()) == {"sent"}, 120, "every e-mail sent")
+        ended = [name for name, process in stack.processes.items() if process.poll() is not None]
+    sent = Counter(message["X-Dunning-Action-Id"] for _, message in handler.messages)
+    assert ended == []
+    assert sorted(sent) == sorted(ids)
+    assert [action for action, copies in sent.items() if copies > 1] == []
+    delivered_by = [sum(e.get("event") == "dunning action delivered" and e.get("status") == "sent"
+                        for e in log_events(tmp_path / f"sink-{n}.log")) for n in (1, 2)]
+    assert all(count > 0 for count in delivered_by), delivered_by
+    lines = [e for n in (1, 2) for e in log_events(tmp_path / f"sink-{n}.log")]
+    assert [e for e in lines if e.get("process") != "dunning-sink"] == []  # the handler's thread logs as the sink
