@@ -171,6 +171,12 @@ def configure_logging(level: str = "info", process: str = "dunning") -> None:
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(process=process)
+    # An exception nobody caught is a log line too: JSON, masked, instead of a bare traceback.
+    log = structlog.get_logger("dunning")
+    sys.excepthook = lambda kind, error, trace: log.critical("uncaught exception", exc_info=(kind, error, trace))
+    threading.excepthook = lambda hook: log.critical(
+        "uncaught exception in a thread", thread=hook.thread.name if hook.thread else None,
+        exc_info=(hook.exc_type, hook.exc_value, hook.exc_traceback))
 
 
 # ----------------------------------------------------------------------------- metrics

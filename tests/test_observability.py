@@ -173,6 +173,13 @@ except RuntimeError:
     logging.getLogger("faust").exception("stdlib failure " + phones[3])
 log.info("non-personal", **safe)
 logging.getLogger("alembic").info("stdlib non-personal %s %s", safe["action_id"], safe["at"])
+import threading
+def fail():
+    raise KeyError("thread " + emails[1])
+thread = threading.Thread(target=fail, name="probe-thread")
+thread.start()
+thread.join()
+raise LookupError("uncaught " + emails[0] + " " + ibans[0])
 """
 
 
@@ -181,9 +188,9 @@ def log_lines() -> list[dict]:
     data = {"emails": EMAILS, "ibans": IBANS, "phones": PHONES, "names": NAMES, "safe": SAFE}
     result = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(data)], cwd=REPO, capture_output=True,
                             text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # the script ends with an uncaught exception
     lines = result.stderr.splitlines()
-    assert len(lines) == 9, result.stderr
+    assert len(lines) == 11, result.stderr
     return [json.loads(line) for line in lines]  # every line is JSON
 
 
@@ -192,10 +199,17 @@ def by_event(lines: list[dict], event: str) -> dict:
     return line
 
 
+def test_uncaught_exceptions_are_json_lines_too(log_lines):
+    in_thread = by_event(log_lines, "uncaught exception in a thread")
+    assert in_thread["thread"] == "probe-thread" and "KeyError" in in_thread["exception"]
+    (uncaught,) = [line for line in log_lines if line["event"] == "uncaught exception"]
+    assert uncaught["level"] == "critical" and "LookupError: uncaught" in uncaught["exception"]
+
+
 def test_no_personal_data_in_any_line(log_lines):
     # The lines of non-personal values are left out: their UUID holds "0612345678" on purpose.
     with_personal_data = [line for line in log_lines if "non-personal" not in line["event"]]
-    assert len(with_personal_data) == 7
+    assert len(with_personal_data) == 9
     text = "\n".join(json.dumps(line, ensure_ascii=False) for line in with_personal_data)
     for value in EMAILS + IBANS + PHONES + NAMES + FRAGMENTS:
         assert value not in text, value
