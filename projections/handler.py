@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from projections.db import is_transient_database_error
 from projections.projector import Projector
-from streams import consumer_loop, topics
+from streams import faults, topics
 from streams.consumer_loop import Incoming
 
 PROJECTED = (topics.ACTIONS, topics.ALERTS, topics.UNMATCHED, topics.SNAPSHOTS, topics.DELIVERIES)
@@ -27,7 +27,7 @@ class ProjectorHandler:
         return []
 
     def is_transient(self, error: BaseException) -> bool:
-        return is_transient_database_error(error) or consumer_loop.is_transient(error)
+        return is_transient_database_error(error) or faults.is_transient(error)
 
     def give_up(self, record: Incoming, reason: str) -> list[object]:
         return []

@@ -8,7 +8,7 @@ from typing import Optional
 
 from projections.db import is_transient_database_error
 from sinks.channels import ChannelSink, SendDeferred
-from streams import consumer_loop, topics
+from streams import faults, topics
 from streams.consumer_loop import Incoming
 
 
@@ -26,7 +26,7 @@ class SinkHandler:
 
     def is_transient(self, error: BaseException) -> bool:
         return isinstance(error, SendDeferred) or is_transient_database_error(error) \
-            or consumer_loop.is_transient(error)
+            or faults.is_transient(error)
 
     def give_up(self, record: Incoming, reason: str) -> list[object]:
         return [self.sink.failed(record.event, reason)]

@@ -35,14 +35,12 @@ from typing import Awaitable, Callable
 
 import faust
 import structlog
-from confluent_kafka import KafkaException
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import Message
 
-from schemas.codec import DecodeError, EncodeError
 from streams import metrics
+from streams.faults import describe, is_transient, retry_pause
 from streams.processor import Record
-from streams.producer import DeliveryFailed
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +49,6 @@ log = structlog.get_logger(__name__)
 # up to that much to every hop. A real broker answers as soon as records arrive.
 FETCH_MAX_WAIT_MS = 50
 LANE_DEPTH = 2  # fetched batches an agent may have waiting
-RETRY_PAUSE_SECONDS = (0.5, 1, 2, 5, 10, 30)
 STOP_GRACE_SECONDS = 5.0  # on shutdown, how long a batch in hand may take to finish
 
 
@@ -219,16 +216,16 @@ class BatchRunner:
                 await self._dead_letter(records[0], exc)
                 return
             log.warning("batch failed for good, tried again record by record", topic=records[0].topic,
-                        records=len(records), error=_describe(exc))
+                        records=len(records), error=describe(exc))
         for record in records:
             await self._process([record])
 
     async def _dead_letter(self, record: Record, error: BaseException) -> None:
         log.error("record cannot be processed, dead-lettered", topic=record.topic, partition=record.partition,
-                  offset=record.offset, error=_describe(error), exc_info=error)
+                  offset=record.offset, error=describe(error), exc_info=error)
         metrics.DEAD_LETTERS.labels(record.topic, "processing").inc()
         # Only the broker can refuse a dead letter, and the broker comes back: tried until it takes it.
-        await self._retrying(record.topic, self.agent.dead_letter, record, f"cannot be processed: {_describe(error)}",
+        await self._retrying(record.topic, self.agent.dead_letter, record, f"cannot be processed: {describe(error)}",
                              gives_up=lambda _: False)
 
     async def _retrying(self, topic: str, call, *args, gives_up: Callable[[BaseException], bool] | None = None):
@@ -242,11 +239,11 @@ class BatchRunner:
             except Exception as exc:  # noqa: BLE001 - sorted by gives_up
                 if gives_up(exc):
                     raise
-                pause = RETRY_PAUSE_SECONDS[min(failures, len(RETRY_PAUSE_SECONDS) - 1)]
+                pause = retry_pause(failures)
                 failures += 1
                 metrics.BATCH_FAILURES.labels(topic).inc()
                 log.error("batch failed, tried again after a pause", topic=topic, pause_seconds=pause,
-                          error=_describe(exc))
+                          error=describe(exc))
                 try:
                     await asyncio.wait_for(self.stopping.wait(), pause)
                 except asyncio.TimeoutError:
@@ -256,23 +253,6 @@ class BatchRunner:
 
 class Abandoned(Exception):
     """The worker is stopping: the batch in hand stays unacked."""
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether trying again later may succeed: the schema registry or the broker was out
-    of reach. Anything else (a value that does not fit its schema, a record too large for
-    the broker, a defect that one record meets) fails again however often it is tried."""
-    if isinstance(error, (DecodeError, EncodeError)):
-        return error.transient
-    if isinstance(error, DeliveryFailed):
-        return not error.permanent
-    if isinstance(error, KafkaException):
-        return bool(error.args) and error.args[0].retriable()
-    return isinstance(error, (OSError, asyncio.TimeoutError))
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
 
 
 class Transport(aiokafka_driver.Transport):

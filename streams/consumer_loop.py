@@ -36,13 +36,13 @@ from typing import Callable, Iterable, Optional, Protocol
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from schemas.codec import Codec, DecodeError, EncodeError
+from schemas.codec import Codec, DecodeError
 from streams import metrics, topics
+from streams.faults import describe, retry_pause
 from streams.processor import dead_letter_for
 
 log = structlog.get_logger(__name__)
 
-RETRY_PAUSE_SECONDS = (0.5, 1, 2, 5, 10, 30, 60)
 POLL_SECONDS = 0.1  # how often the loop polls the consumer while a handler works or waits
 STOP_GRACE_SECONDS = 5.0
 FLUSH_SECONDS = 10.0
@@ -72,16 +72,6 @@ class Handler(Protocol):
 
     def give_up(self, record: Incoming, reason: str) -> list[object]:
         """What to record besides the dead letter when ``record`` cannot be done."""
-
-
-def is_transient(error: BaseException) -> bool:
-    """The faults every handler shares: the registry or the broker out of reach, a socket
-    that failed or timed out."""
-    if isinstance(error, (DecodeError, EncodeError)):
-        return error.transient
-    if isinstance(error, KafkaException):
-        return bool(error.args) and error.args[0].retriable()
-    return isinstance(error, (OSError, TimeoutError))
 
 
 class Abandoned(Exception):
@@ -184,7 +174,7 @@ class ConsumerLoop:
             if len(chunk) == 1:
                 return self._dead_letter(chunk[0], failed.error, given_up=failed.given_up)
             log.warning("chunk failed for good, tried again record by record", group=self.handler.group,
-                        records=len(chunk), error=_describe(failed.error))
+                        records=len(chunk), error=describe(failed.error))
             return [out for message in chunk for out in self._process([message])]
 
     def _attempt(self, chunk: list[Message]) -> list[tuple[str, Optional[bytes], bytes]]:
@@ -207,11 +197,11 @@ class ConsumerLoop:
                 retry_for = self.handler.retry_for
                 if not transient or (retry_for is not None and now - first_failure >= retry_for):
                     raise _Failed(exc, given_up=transient) from exc
-                pause = RETRY_PAUSE_SECONDS[min(failures, len(RETRY_PAUSE_SECONDS) - 1)]
+                pause = retry_pause(failures)
                 failures += 1
                 metrics.CONSUMER_RETRIES.labels(self.handler.group).inc()
                 log.warning("failed, tried again after a pause", group=self.handler.group, records=len(chunk),
-                            pause_seconds=pause, error=_describe(exc))
+                            pause_seconds=pause, error=describe(exc))
                 self._pause(pause, chunk)
 
     def _decode(self, chunk: list[Message], out: list) -> list[Incoming]:
@@ -245,7 +235,7 @@ class ConsumerLoop:
 
     def _dead_letter(self, message: Message, error: BaseException, given_up: bool = False,
                      field: str = "processing") -> list[tuple[str, Optional[bytes], bytes]]:
-        reason = f"{'gave up' if given_up else 'cannot be processed'}: {_describe(error)}"
+        reason = f"{'gave up' if given_up else 'cannot be processed'}: {describe(error)}"
         log.error("record dead-lettered", group=self.handler.group, topic=message.topic(),
                   partition=message.partition(), offset=message.offset(), reason=reason)
         metrics.DEAD_LETTERS.labels(message.topic(), field).inc()
@@ -258,7 +248,7 @@ class ConsumerLoop:
             except Abandoned:
                 raise
             except Exception as exc:  # noqa: BLE001 - the dead letter still goes out
-                log.error("could not record the failure", group=self.handler.group, error=_describe(exc))
+                log.error("could not record the failure", group=self.handler.group, error=describe(exc))
         letter = dead_letter_for(message.topic(), message.partition(), message.offset(), message.key(),
                                  message.value() or b"", reason)
         return [*self._encode(outputs), *self._encode([letter])]
@@ -275,7 +265,7 @@ class ConsumerLoop:
                 self._abandon_if_stopped()
             if failed:  # the broker was out of reach for longer than the producer waits
                 log.warning("outputs not delivered, sent again", group=self.handler.group, records=len(failed))
-                self._pause(RETRY_PAUSE_SECONDS[min(failures, len(RETRY_PAUSE_SECONDS) - 1)], chunk)
+                self._pause(retry_pause(failures), chunk)
                 failures += 1
             outputs = failed
         offsets: dict[tuple[str, int], int] = {}
@@ -354,7 +344,3 @@ class ConsumerLoop:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._revoked.update((tp.topic, tp.partition) for tp in partitions)
         log.info("partitions revoked", group=self.handler.group, partitions=len(partitions))
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"

@@ -23,7 +23,7 @@ from dunning.kafka_io import end_offsets, ensure_topics, make_producer
 from dunning.stack import Stack
 from dunning.watch import TopicWatcher
 from schemas.codec import Codec
-from streams import batching, topics
+from streams import faults, topics
 from streams.app import _write, create_app
 from streams.batching import Abandoned, BatchAgent, BatchRunner
 from streams.core import events as ev
@@ -70,7 +70,7 @@ def records(n: int) -> list[Record]:
 
 @pytest.fixture
 def short_pauses(monkeypatch):
-    monkeypatch.setattr(batching, "RETRY_PAUSE_SECONDS", (0.01, 0.02))
+    monkeypatch.setattr(faults, "RETRY_PAUSE_SECONDS", (0.01, 0.02))
 
 
 def test_a_failure_that_passes_is_tried_again_and_nothing_is_dead_lettered(short_pauses):
@@ -105,7 +105,7 @@ def test_a_record_alone_that_meets_a_passing_failure_is_tried_again_not_dead_let
 
 
 def test_stopping_abandons_a_batch_that_keeps_failing(monkeypatch):
-    monkeypatch.setattr(batching, "RETRY_PAUSE_SECONDS", (30,))
+    monkeypatch.setattr(faults, "RETRY_PAUSE_SECONDS", (30,))
     agent = Agent(lambda offsets, call: OSError("registry out of reach"))
     runner = BatchRunner(agent.as_batch_agent())
 
