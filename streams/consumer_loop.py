@@ -259,7 +259,7 @@ class ConsumerLoop:
         while outputs:
             failed: list[tuple[str, Optional[bytes], bytes]] = []
             for record in outputs:
-                self._produce(record, failed, chunk)
+                self._produce(record, failed)
             while self.producer.flush(POLL_SECONDS):  # records still on their way
                 self._keep_membership()
                 self._abandon_if_stopped()
@@ -277,7 +277,7 @@ class ConsumerLoop:
         except KafkaException as exc:  # partitions lost meanwhile: their next owner does the chunk again
             log.warning("commit refused", group=self.handler.group, error=str(exc))
 
-    def _produce(self, record: tuple[str, Optional[bytes], bytes], failed: list, chunk: list[Message]) -> None:
+    def _produce(self, record: tuple[str, Optional[bytes], bytes], failed: list) -> None:
         topic, key, value = record
 
         def report(error, _message) -> None:
@@ -315,10 +315,11 @@ class ConsumerLoop:
         if self._stop_requested_at is not None and time.monotonic() - self._stop_requested_at > STOP_GRACE_SECONDS:
             raise Abandoned()
 
-    def _pause(self, seconds: float, chunk: list[Message], abandon_on_stop: bool = True) -> None:
+    def _pause(self, seconds: float, chunk: list[Message]) -> None:
+        """Wait, polling; abandon ``chunk`` if the loop is stopping or lost its partitions."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if abandon_on_stop and self.stopping.is_set():
+            if self.stopping.is_set():
                 raise Abandoned()
             if any((m.topic(), m.partition()) in self._revoked for m in chunk):
                 raise Abandoned()
