@@ -47,10 +47,12 @@ class ReplayReport:
     replayed: int = 0
     by_topic: dict[str, int] = field(default_factory=dict)
     unreadable: int = 0  # letters that are not dead letters themselves
+    not_copied: int = 0  # matching letters whose record was too large to copy: still on its topic
 
     def to_json(self) -> dict:
         return {"letters": self.letters, "matched": self.matched, "replayed": self.replayed,
-                "by_topic": dict(sorted(self.by_topic.items())), "unreadable": self.unreadable}
+                "by_topic": dict(sorted(self.by_topic.items())), "unreadable": self.unreadable,
+                "not_copied": self.not_copied}
 
 
 def read_letters(bootstrap: str, codec: Codec, ends: dict[tuple[str, int], int]) -> Iterator[Optional[ev.DeadLetter]]:
@@ -95,6 +97,9 @@ def replay(bootstrap: str, codec: Codec, producer: Producer, ends: dict[tuple[st
         if not letter_filter.matches(letter):
             continue
         report.matched += 1
+        if not letter.original_value:  # too large to copy (see streams.processor.dead_letter_for)
+            report.not_copied += 1
+            continue
         report.by_topic[letter.source_topic] = report.by_topic.get(letter.source_topic, 0) + 1
         if dry_run:
             continue

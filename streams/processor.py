@@ -64,17 +64,23 @@ def partition_of(key: bytes, partitions: int) -> int:
 
 
 MAX_REASON_LENGTH = 2000  # a reason names what is wrong in its first words
+# A dead letter must fit where its record did: an original this large stays where it was.
+MAX_ORIGINAL_BYTES = topics.MAX_RECORD_BYTES - 64 * 1024
 
 
 def dead_letter_for(topic: str, partition: int, offset: int, key: Optional[bytes], value: bytes,
                     reason: str) -> ev.DeadLetter:
     """What goes to the dead-letter topic: where the record was, why, and its original bytes."""
+    reason = reason[:MAX_REASON_LENGTH]
+    if len(value) > MAX_ORIGINAL_BYTES:
+        reason += f" (the original, {len(value):,} bytes, is not copied: it is at {topic} {partition}/{offset})"
+        value = b""
     return ev.DeadLetter(
         event_id=f"dead:{topic}:{partition}:{offset}",
         source_topic=topic,
         partition=partition,
         offset=offset,
-        reason=reason[:MAX_REASON_LENGTH],
+        reason=reason,
         original_key=key,
         original_value=value,
         failed_at=datetime.now(timezone.utc),

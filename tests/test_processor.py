@@ -187,3 +187,15 @@ def test_a_revoked_partition_leaves_the_gauges(codec):
     ledger.batch([ledger.record(ev.InvoiceIssued(f"g-inv2-{gone}", gone, f"{gone}-F2", START, START, 1_000), partition)])
     assert value("dunning_open_amount_minor", currency="EUR") == before[0] + 1_000
     assert value("dunning_debtors") == before[1]
+
+
+def test_a_dead_letter_of_a_record_too_large_to_copy_points_to_it_instead(codec):
+    from streams.processor import MAX_ORIGINAL_BYTES, dead_letter_for
+
+    letter = dead_letter_for(topics.LEDGER.name, 2, 41, b"K", b"x" * (MAX_ORIGINAL_BYTES + 1), "cannot decode: y" * 500)
+    assert letter.original_value == b""
+    assert letter.reason.startswith("cannot decode") and letter.reason.endswith(
+        f"(the original, {MAX_ORIGINAL_BYTES + 1:,} bytes, is not copied: it is at dunning.ledger 2/41)")
+    assert len(codec.encode(topics.DEAD_LETTERS.name, letter)) < 10_000
+    kept = dead_letter_for(topics.LEDGER.name, 2, 42, b"K", b"x" * 100, "cannot decode: y")
+    assert kept.original_value == b"x" * 100
