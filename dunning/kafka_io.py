@@ -7,6 +7,7 @@ partition the Faust worker expects.
 
 from __future__ import annotations
 
+import time
 from typing import Iterable
 
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -64,10 +65,12 @@ def consumer_config(bootstrap: str, **extra) -> dict:
     }
 
 
-def end_offsets(bootstrap: str, topic_names: list[str], idle: float = 0.3) -> dict[tuple[str, int], int]:
+def end_offsets(bootstrap: str, topic_names: list[str], timeout: float = 60.0) -> dict[tuple[str, int], int]:
     """The offset after the last record of each partition, read rather than asked for:
     the embedded broker reports a partition's end as the first offset of its last record
-    batch + 1, so the reported end is only where reading starts."""
+    batch + 1, so the reported end is only where reading starts. Each partition is read
+    until the consumer reports its end (``enable.partition.eof``), not until a quiet
+    moment: on a busy machine a fetch can take longer than any quiet moment would."""
     from confluent_kafka import TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "dunning-end-offsets",
@@ -86,11 +89,11 @@ def end_offsets(bootstrap: str, topic_names: list[str], idle: float = 0.3) -> di
             return ends
         consumer.assign(start)
         open_partitions = {(tp.topic, tp.partition) for tp in start}
+        deadline = time.monotonic() + timeout
         while open_partitions:
-            messages = consumer.consume(1000, idle)
-            if not messages:
-                break
-            for message in messages:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"partitions {sorted(open_partitions)} not read to their end in {timeout} s")
+            for message in consumer.consume(1000, 0.5):
                 tp = (message.topic(), message.partition())
                 if message.error() is not None:
                     open_partitions.discard(tp)  # end of partition reached
