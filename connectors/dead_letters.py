@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterator, Optional
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from connectors.publisher import Publisher
 from schemas.codec import Codec, DecodeError
 from streams import topics
 from streams.core import events as ev
@@ -84,11 +85,10 @@ def read_letters(bootstrap: str, codec: Codec, ends: dict[tuple[str, int], int])
         consumer.close()
 
 
-def replay(bootstrap: str, codec: Codec, producer: Producer, ends: dict[tuple[str, int], int],
+def replay(bootstrap: str, codec: Codec, publisher: Publisher, ends: dict[tuple[str, int], int],
            letter_filter: LetterFilter, dry_run: bool = False) -> ReplayReport:
     report = ReplayReport()
     replayable = {spec.name for spec in topics.ALL if spec is not topics.DEAD_LETTERS}
-    failures: list = []
     for letter in read_letters(bootstrap, codec, ends):
         report.letters += 1
         if letter is None or letter.source_topic not in replayable:
@@ -103,16 +103,9 @@ def replay(bootstrap: str, codec: Codec, producer: Producer, ends: dict[tuple[st
         report.by_topic[letter.source_topic] = report.by_topic.get(letter.source_topic, 0) + 1
         if dry_run:
             continue
-        while True:
-            try:
-                producer.produce(letter.source_topic, value=letter.original_value, key=letter.original_key,
-                                 partition=letter.partition,
-                                 on_delivery=lambda error, _m: failures.append(error) if error else None)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        publisher.send([(letter.source_topic, letter.original_key, letter.original_value, letter.partition)])
         report.replayed += 1
-    if producer.flush(60) or failures:
-        raise RuntimeError(f"{len(failures) or 'some'} replayed records were not delivered"
-                           + (f": {failures[0]}" if failures else ""))
+    publisher.wait()
+    if publisher.failed:
+        raise RuntimeError(f"{publisher.failed} replayed records were not delivered: {publisher.first_error}")
     return report

@@ -127,7 +127,8 @@ def cmd_publish(settings: Settings, args) -> int:
 
 def cmd_replay_dead_letters(settings: Settings, args) -> int:
     from connectors.dead_letters import LetterFilter, replay
-    from dunning.kafka_io import end_offsets, ensure_topics, make_producer
+    from connectors.publisher import Publisher
+    from dunning.kafka_io import end_offsets, ensure_topics
     from schemas.codec import Codec
     from streams import topics
 
@@ -139,7 +140,8 @@ def cmd_replay_dead_letters(settings: Settings, args) -> int:
     bootstrap = settings.kafka_bootstrap
     ensure_topics(bootstrap, settings.partitions)
     ends = end_offsets(bootstrap, [topics.DEAD_LETTERS.name])
-    report = replay(bootstrap, Codec.from_env(), make_producer(bootstrap), ends, letter_filter, args.dry_run)
+    codec = Codec.from_env()
+    report = replay(bootstrap, codec, Publisher(bootstrap, codec, settings.partitions), ends, letter_filter, args.dry_run)
     print(json.dumps({**report.to_json(), "dry_run": args.dry_run}))
     return 0
 
