@@ -18,9 +18,10 @@ from typing import Iterator, Optional
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.publisher import Publisher
+from schemas import topics
 from schemas.codec import Codec, DecodeError
-from streams import topics
 from streams.core import events as ev
+from streams.kafka.clients import base_config
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def read_letters(bootstrap: str, codec: Codec, ends: dict[tuple[str, int], int])
     open_partitions = {tp: end for tp, end in ends.items() if end > 0}
     if not open_partitions:
         return
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "dunning-replay-dead-letters",
+    consumer = Consumer({**base_config(bootstrap), "group.id": "dunning-replay-dead-letters",
                          "enable.auto.commit": False, "fetch.wait.max.ms": 10})
     try:
         consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in open_partitions])
@@ -97,7 +98,7 @@ def replay(bootstrap: str, codec: Codec, publisher: Publisher, ends: dict[tuple[
         if not letter_filter.matches(letter):
             continue
         report.matched += 1
-        if not letter.original_value:  # too large to copy (see streams.processor.dead_letter_for)
+        if not letter.original_value:  # too large to copy (see streams.worker.processor.dead_letter_for)
             report.not_copied += 1
             continue
         report.by_topic[letter.source_topic] = report.by_topic.get(letter.source_topic, 0) + 1

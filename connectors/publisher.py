@@ -1,6 +1,6 @@
 """Publishing input events to their topics: what ``dunning publish`` and the demo use.
 
-Each event type goes to its topic (``streams.topics.INPUT_TOPIC``) keyed by debtor id
+Each event type goes to its topic (``schemas.topics.INPUT_TOPIC``) keyed by debtor id
 (bank transactions by transaction id); a DayStarted goes to every ledger partition.
 A record counts as published only once librdkafka reports it delivered.
 
@@ -25,11 +25,11 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from dunning.kafka_io import make_producer
+from schemas import topics
 from schemas.codec import Codec, EncodeError
 from schemas.json_form import JsonFormError, parse_json_line
-from streams import topics
 from streams.core import events as ev
+from streams.kafka.clients import make_producer, produce
 
 # A guard against reading a runaway line into memory, not a field rule: the core bounds
 # every field (streams.core.bounds), which keeps an input's record far below this too.
@@ -101,13 +101,7 @@ class Publisher:
                 return
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, partition: int | None, callback) -> None:
-        kwargs = {"partition": partition} if partition is not None else {}
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key, on_delivery=callback, **kwargs)
-                break
-            except BufferError:  # local queue full: let deliveries drain, then retry
-                self.producer.poll(0.1)
+        produce(self.producer, topic, value, key, partition, on_delivery=callback)
         self.producer.poll(0)
 
     def wait(self) -> None:

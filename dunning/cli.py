@@ -1,86 +1,162 @@
 """``dunning``: every command of the platform.
 
-With no KAFKA_BOOTSTRAP set, a command that needs Kafka starts the embedded broker for
-its own lifetime; ``demo`` starts one broker and runs the worker, the sink and the
-projector against it as separate processes.
+A user's mistake (a bad setting, a missing or unreadable file, a bad policy) is answered
+with one line on stderr and exit status 2, never a traceback. The processes that need
+Kafka take it from ``KAFKA_BOOTSTRAP``: ``dunning broker`` runs an embedded broker for
+separately started parts to share; ``demo`` and ``bench`` start their own.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import date
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from dunning.config import Settings
 from dunning.observability import configure_logging, serve_metrics
-from dunning.runtime import tune_garbage_collector
+from dunning.runners import UsageError
+from dunning.settings import Settings, SettingsError, load_settings, variables
+
+USAGE_ERROR = 2
+
+# The variables each command reads (the help lists them with their defaults).
+KAFKA = ("KAFKA_BOOTSTRAP", "KAFKA_PROFILE", "PARTITIONS", "SCHEMA_REGISTRY_URL", "SCHEMA_REGISTRY_USER",
+         "SCHEMA_REGISTRY_PASSWORD")
+PROCESS = ("LOG_LEVEL", "METRICS_PORT", "METRICS_HOST")
+READS = {
+    "worker": (*KAFKA, "POLICY_FILE", "STATE_STORE", "DATA_DIR", *PROCESS),
+    "sink": (*KAFKA, "DATABASE_URL", "SMTP_URL", "MAIL_FROM", "SMTP_TIMEOUT", "SINK_RETRY_SECONDS", "DATA_DIR",
+             *PROCESS),
+    "project": (*KAFKA, "DATABASE_URL", "DATA_DIR", *PROCESS),
+    "clock": (*KAFKA, *PROCESS),
+    "publish": (*KAFKA, "LOG_LEVEL"),
+    "replay-dead-letters": (*KAFKA, "LOG_LEVEL"),
+    "broker": ("PARTITIONS", "LOG_LEVEL"),
+    "simulate": ("POLICY_FILE", "LOG_LEVEL"),
+    "check-policy": ("LOG_LEVEL",),
+    "demo": ("DATA_DIR", "PARTITIONS", "DATABASE_URL", "SMTP_URL", "KAFKA_BOOTSTRAP", "SCHEMA_REGISTRY_URL"),
+    "bench": ("DATA_DIR", "PARTITIONS"),
+    "sample": (),
+}
+EXAMPLES = {
+    "worker": "KAFKA_BOOTSTRAP=127.0.0.1:9092 dunning worker",
+    "sink": "KAFKA_BOOTSTRAP=127.0.0.1:9092 SMTP_URL=smtp://mail:1025 dunning sink",
+    "project": "KAFKA_BOOTSTRAP=127.0.0.1:9092 DATABASE_URL=postgresql+psycopg://app@db/dunning dunning project",
+    "clock": "dunning clock --start 2026-01-05 --days 30 --interval 0.5",
+    "publish": "dunning publish invoices.jsonl",
+    "replay-dead-letters": "dunning replay-dead-letters --topic dunning.actions --reason SendDeferred --dry-run",
+    "broker": "dunning broker --port 9092",
+    "simulate": "dunning simulate last-year.jsonl --policy policy.yaml > actions.jsonl",
+    "check-policy": "dunning check-policy policy.yaml",
+    "demo": "dunning demo --days 30",
+    "bench": "dunning bench --events 50000",
+    "sample": "dunning sample --days 30 > sample.jsonl",
+}
 
 
-def _policy(path: Path):
-    from streams.core.policy import policy_from_yaml
+def package_version() -> str:
+    try:
+        return version("dunning-platform")
+    except PackageNotFoundError:
+        return "unknown"
 
-    return policy_from_yaml(path.read_text(encoding="utf-8"), str(path))
+
+# ----------------------------------------------------------------------------- processes
+
+
+def _serve_metrics(settings: Settings, *groups) -> None:
+    try:
+        serve_metrics(settings.metrics_port, settings.metrics_host, groups, package_version())
+    except OSError as exc:
+        raise SettingsError(f"METRICS_PORT={settings.metrics_port}: cannot listen on "
+                            f"{settings.metrics_host}:{settings.metrics_port}: {exc.strerror or exc}") from None
+
+
+def _connected(settings: Settings, command: str) -> str:
+    """The bootstrap servers, with every topic created."""
+    from confluent_kafka import KafkaException
+
+    from streams.kafka.clients import ensure_topics
+
+    bootstrap = settings.require_kafka(command)
+    try:
+        ensure_topics(bootstrap, settings.partitions)
+    except KafkaException as exc:
+        raise UsageError(f"cannot reach Kafka at KAFKA_BOOTSTRAP={bootstrap}: {exc.args[0].str()}") from None
+    return bootstrap
 
 
 def cmd_worker(settings: Settings, args) -> int:
-    import faust
+    from dunning.runners import load_policy, run_worker
+    from streams.kafka import metrics as consumer_metrics
+    from streams.worker import metrics as worker_metrics
 
-    from dunning.embedded import bootstrap_servers
-    from dunning.kafka_io import ensure_topics
-    from schemas.codec import Codec
-    from streams.app import create_app
-
-    serve_metrics(settings.metrics_port, settings.metrics_host)
-    with bootstrap_servers(settings.kafka_bootstrap) as bootstrap:
-        ensure_topics(bootstrap, settings.partitions)
-        app = create_app(settings, bootstrap, _policy(settings.policy_file), Codec.from_env())
-        tune_garbage_collector()
-        worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, override_logging=False,
-                              redirect_stdouts=False)  # keep structlog's JSON lines on stderr
-        worker.execute_from_commandline()
-    return 0
-
-
-def _run_consumer_process(settings: Settings, run) -> int:
-    from dunning.embedded import bootstrap_servers
-    from dunning.kafka_io import ensure_topics
-
-    serve_metrics(settings.metrics_port, settings.metrics_host)
-    with bootstrap_servers(settings.kafka_bootstrap) as bootstrap:
-        ensure_topics(bootstrap, settings.partitions)
-        run(settings, bootstrap)
+    policy = load_policy(settings.policy_file)  # refused before anything starts
+    settings.prepare_data_dir()
+    _serve_metrics(settings, worker_metrics, consumer_metrics)
+    run_worker(settings, _connected(settings, "worker"), policy)
     return 0
 
 
 def cmd_sink(settings: Settings, args) -> int:
     from dunning.runners import run_sink
+    from sinks import metrics as sink_metrics
+    from streams.kafka import metrics as consumer_metrics
 
-    return _run_consumer_process(settings, run_sink)
+    settings.prepare_data_dir()
+    _serve_metrics(settings, sink_metrics, consumer_metrics)
+    run_sink(settings, _connected(settings, "sink"))
+    return 0
 
 
 def cmd_project(settings: Settings, args) -> int:
     from dunning.runners import run_projector
+    from projections import metrics as projection_metrics
+    from streams.kafka import metrics as consumer_metrics
 
-    return _run_consumer_process(settings, run_projector)
+    settings.prepare_data_dir()
+    _serve_metrics(settings, projection_metrics, consumer_metrics)
+    run_projector(settings, _connected(settings, "project"))
+    return 0
 
 
 def cmd_clock(settings: Settings, args) -> int:
+    from connectors import clock
     from connectors.publisher import Publisher
-    from dunning.clock import run_calendar, run_range
-    from dunning.embedded import bootstrap_servers
-    from dunning.kafka_io import ensure_topics
-    from schemas.codec import Codec
+    from dunning.runners import make_codec
 
-    serve_metrics(settings.metrics_port, settings.metrics_host)
-    with bootstrap_servers(settings.kafka_bootstrap) as bootstrap:
-        ensure_topics(bootstrap, settings.partitions)
-        publisher = Publisher(bootstrap, Codec.from_env(), settings.partitions)
-        if args.start:
-            run_range(publisher, args.start, args.days, args.interval)
-        else:
-            run_calendar(publisher)
+    _serve_metrics(settings, clock)
+    bootstrap = _connected(settings, "clock")
+    publisher = Publisher(bootstrap, make_codec(settings), settings.partitions)
+    if args.start:
+        clock.run_range(publisher, args.start, args.days, args.interval)
+    else:
+        clock.run_calendar(publisher)
+    return 0
+
+
+def cmd_broker(settings: Settings, args) -> int:
+    import signal
+    import threading
+
+    from harness.embedded import EmbeddedBroker
+    from streams.kafka.clients import ensure_topics
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with EmbeddedBroker(args.port or None) as broker:
+        ensure_topics(broker.bootstrap, settings.partitions)
+        print(f"KAFKA_BOOTSTRAP={broker.bootstrap}", flush=True)
+        print("KAFKA_PROFILE=embedded", flush=True)
+        print(f"# export both lines for every part that should share this broker; it keeps topics in memory "
+              f"only and stops with Ctrl-C (pid {os.getpid()})", file=sys.stderr, flush=True)
+        while not stop.wait(1.0):
+            if broker.process is not None and broker.process.poll() is not None:
+                raise UsageError(f"the embedded broker exited with status {broker.process.returncode}")
     return 0
 
 
@@ -88,26 +164,23 @@ def cmd_publish(settings: Settings, args) -> int:
     from contextlib import contextmanager
 
     from connectors.publisher import Publisher, open_events_file, publish_file
-    from dunning.embedded import bootstrap_servers
-    from dunning.kafka_io import ensure_topics, make_producer
-    from schemas.codec import Codec
+    from dunning.runners import make_codec
+    from streams.kafka.clients import ensure_topics, make_producer
 
     if not args.timeout > 0:  # librdkafka reads 0 as "wait for ever"
-        print("dunning publish: --timeout must be more than 0 seconds", file=sys.stderr)
-        return 2
-    codec = Codec.from_env()
+        raise UsageError("--timeout must be more than 0 seconds")
+    bootstrap = settings.require_kafka("publish")
+    codec = make_codec(settings)
     try:
         handle = open_events_file(args.file)
     except OSError as exc:
-        print(f"{args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
 
     @contextmanager
     def connect():
-        with bootstrap_servers(settings.kafka_bootstrap) as bootstrap:
-            ensure_topics(bootstrap, settings.partitions)
-            producer = make_producer(bootstrap, **{"message.timeout.ms": int(args.timeout * 1000), "linger.ms": 20})
-            yield Publisher(bootstrap, codec, settings.partitions, producer)
+        ensure_topics(bootstrap, settings.partitions)
+        producer = make_producer(bootstrap, **{"message.timeout.ms": int(args.timeout * 1000), "linger.ms": 20})
+        yield Publisher(bootstrap, codec, settings.partitions, producer)
 
     with handle:
         report = publish_file(handle, codec, settings.partitions, connect, skip_invalid=args.skip_invalid,
@@ -128,42 +201,38 @@ def cmd_publish(settings: Settings, args) -> int:
 def cmd_replay_dead_letters(settings: Settings, args) -> int:
     from connectors.dead_letters import LetterFilter, replay
     from connectors.publisher import Publisher
-    from dunning.kafka_io import end_offsets, ensure_topics
-    from schemas.codec import Codec
-    from streams import topics
+    from dunning.runners import make_codec
+    from schemas import topics
+    from streams.kafka.clients import end_offsets
 
-    if not settings.kafka_bootstrap:
-        print("dunning replay-dead-letters: set KAFKA_BOOTSTRAP to the broker whose dead letters to replay",
-              file=sys.stderr)
-        return 2
     letter_filter = LetterFilter(args.topic, args.reason, args.key, args.since, args.until)
-    bootstrap = settings.kafka_bootstrap
-    ensure_topics(bootstrap, settings.partitions)
+    bootstrap = _connected(settings, "replay-dead-letters")
     ends = end_offsets(bootstrap, [topics.DEAD_LETTERS.name])
-    codec = Codec.from_env()
+    codec = make_codec(settings)
     report = replay(bootstrap, codec, Publisher(bootstrap, codec, settings.partitions), ends, letter_filter, args.dry_run)
     print(json.dumps({**report.to_json(), "dry_run": args.dry_run}))
     return 0
 
 
-def _utc_datetime(text: str):
-    from datetime import datetime, timezone
-
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+# ----------------------------------------------------------------------------- offline
 
 
 def cmd_simulate(settings: Settings, args) -> int:
     from connectors.publisher import read_events
+    from dunning.runners import load_policy
+    from dunning.runtime import tune_garbage_collector
     from schemas.json_form import event_to_json
     from streams.core.simulate import Rejected, simulate
 
-    events, errors = read_events(args.file)
+    policy = load_policy(args.policy or settings.policy_file)
+    try:
+        events, errors = read_events(args.file)
+    except OSError as exc:
+        raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
     for error in errors:
         print(f"{args.file}: {error}", file=sys.stderr)
     if errors:
         return 1
-    policy = _policy(args.policy or settings.policy_file)
     tune_garbage_collector()
     for output in simulate(events, policy, snapshots=args.snapshots):
         if isinstance(output, Rejected):
@@ -175,21 +244,42 @@ def cmd_simulate(settings: Settings, args) -> int:
     return 0
 
 
-def cmd_demo(settings: Settings, args) -> int:
-    from dunning.demo import run_demo
+def cmd_check_policy(settings: Settings, args) -> int:
+    from dunning.runners import read_text, vocabulary
+    from streams.core.policy import PolicyError, check_policy
 
-    return run_demo(settings, as_json=args.json, days=args.days)
+    try:
+        checked = check_policy(read_text(args.file, "policy"), str(args.file), **vocabulary())
+    except PolicyError as exc:
+        raise UsageError(str(exc)) from None
+    for warning in checked.warnings:
+        print(f"warning: {warning}")
+    policy = checked.policy
+    steps = sum(len(workflow.steps) for workflow in policy.workflows.values())
+    print(f"{args.file}: {len(policy.segments)} segments, {len(policy.workflows)} workflows, {steps} steps; "
+          f"{len(checked.warnings)} warnings")
+    return 1 if checked.warnings and args.strict else 0
+
+
+def cmd_demo(settings: Settings, args) -> int:
+    from dunning.runners import make_codec
+    from harness.demo import run_demo
+
+    return run_demo(settings.prepare_data_dir() / "demo", partitions=settings.partitions,
+                    database_url=settings.database_url, smtp_url=settings.smtp_url,
+                    bootstrap=settings.kafka_bootstrap, codec=make_codec(settings), as_json=args.json, days=args.days)
 
 
 def cmd_bench(settings: Settings, args) -> int:
-    from dunning.bench import run_bench
+    from dunning.runtime import tune_garbage_collector
+    from harness.bench import run_bench
 
     tune_garbage_collector()  # as the worker runs: the core figure is measured in this process
-    return run_bench(settings, args)
+    return run_bench(settings.partitions, settings.prepare_data_dir() / "bench", args)
 
 
 def cmd_sample(settings: Settings, args) -> int:
-    from dunning.sample_ledger import sample_events
+    from harness.sample_ledger import sample_events
     from schemas.json_form import event_to_json
 
     for event in sample_events(days=args.days):
@@ -197,40 +287,93 @@ def cmd_sample(settings: Settings, args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dunning", description="Event-driven credit management.")
-    sub = parser.add_subparsers(dest="command", required=True)
+# ----------------------------------------------------------------------------- parsing
 
-    demo = sub.add_parser("demo", help="run everything embedded on the sample ledger and summarise")
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text}")
+    return value
+
+
+def _utc_datetime(text: str):
+    from datetime import datetime, timezone
+
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _epilog(command: str) -> str:
+    defaults = {name: (default, meaning) for name, default, meaning in variables()}
+    lines = []
+    if READS[command]:
+        lines.append("environment:")
+        for name in READS[command]:
+            default, meaning = defaults[name]
+            lines.append(f"  {name:<26} {meaning}" + (f" (default: {default})" if default else ""))
+    lines.append(f"example:\n  {EXAMPLES[command]}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dunning", description="Event-driven credit management.",
+                                     allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"dunning {package_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=description or help, epilog=_epilog(name),
+                              allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    demo = command("demo", "run everything embedded on the sample ledger and print a summary",
+                   "Starts a broker, the worker, the sink and the projector as separate processes, runs the sample "
+                   "ledger through them and prints a summary read back from the read models. Logs go to files "
+                   "under DATA_DIR/demo/.")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
-    demo.add_argument("--days", type=int, default=90, help="business days to run (default 90)")
+    demo.add_argument("--days", type=_positive_int, default=90, help="business days to run (default 90)")
     demo.set_defaults(func=cmd_demo)
 
-    simulate = sub.add_parser("simulate", help="run the core on a JSON-lines file, no broker")
+    simulate = command("simulate", "run the core on a JSON-lines file, no broker")
     simulate.add_argument("file", type=Path, help="events, one JSON object per line")
-    simulate.add_argument("--policy", type=Path, help="policy YAML (default: the sample policy)")
+    simulate.add_argument("--policy", type=Path, help="policy YAML (default: POLICY_FILE)")
     simulate.add_argument("--snapshots", action="store_true", help="also print final debtor snapshots")
     simulate.set_defaults(func=cmd_simulate)
 
-    sub.add_parser("worker", help="the Faust stream worker").set_defaults(func=cmd_worker)
-    sub.add_parser("sink", help="the channel sink (e-mail, tasks)").set_defaults(func=cmd_sink)
-    sub.add_parser("project", help="the read-model projector").set_defaults(func=cmd_project)
+    check = command("check-policy", "check a credit policy file and report its warnings",
+                    "Checks the policy as every process that loads it does: unknown keys (with the nearest known "
+                    "one), enumerated values, templates in every shipped language; warns about a segment that can "
+                    "match no debtor and a workflow no segment uses. Exit status 0: valid; 1: valid with warnings "
+                    "and --strict; 2: invalid.")
+    check.add_argument("file", type=Path, help="the policy YAML")
+    check.add_argument("--strict", action="store_true", help="exit 1 when there are warnings")
+    check.set_defaults(func=cmd_check_policy)
 
-    clock = sub.add_parser("clock", help="publish DayStarted ticks")
+    command("worker", "the Faust stream worker (ledger, bank and matching agents)").set_defaults(func=cmd_worker)
+    command("sink", "the channel sink: sends e-mail, records the other channels' tasks").set_defaults(func=cmd_sink)
+    command("project", "the read-model projector").set_defaults(func=cmd_project)
+
+    broker = command("broker", "run an embedded Kafka-compatible broker until stopped",
+                     "Runs the embedded broker (topics in memory only) and prints KAFKA_BOOTSTRAP and KAFKA_PROFILE "
+                     "lines to export, so that separately started parts share it. Stops with Ctrl-C or SIGTERM.")
+    broker.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    broker.set_defaults(func=cmd_broker)
+
+    clock = command("clock", "publish DayStarted ticks")
     clock.add_argument("--start", type=date.fromisoformat, help="first business date (default: follow the calendar)")
-    clock.add_argument("--days", type=int, default=1)
+    clock.add_argument("--days", type=_positive_int, default=1)
     clock.add_argument("--interval", type=float, default=1.0, help="seconds between ticks with --start")
     clock.set_defaults(func=cmd_clock)
 
-    publish = sub.add_parser(
-        "publish", help="publish a JSON-lines file of input events",
-        description="Publishes the input events of FILE, one JSON object per line, each to its topic. Every bad "
-                    "line is reported on stderr with its line number and field. By default the whole file is "
-                    "checked first and NOTHING is published when any line is bad; --skip-invalid publishes the "
-                    "valid lines. A line may have at most 1 MiB. A record counts once the broker confirmed it. "
-                    "stdout: a JSON report (lines_published, records_delivered, lines_rejected, rejected_lines, "
-                    "records_failed, ...). Exit status 0: every line published; 1: a line rejected or a record "
-                    "not delivered; 2: usage error or FILE unreadable.")
+    publish = command(
+        "publish", "publish a JSON-lines file of input events",
+        "Publishes the input events of FILE, one JSON object per line, each to its topic. Every bad "
+        "line is reported on stderr with its line number and field. By default the whole file is "
+        "checked first and NOTHING is published when any line is bad; --skip-invalid publishes the "
+        "valid lines. A line may have at most 1 MiB. A record counts once the broker confirmed it. "
+        "stdout: a JSON report (lines_published, records_delivered, lines_rejected, rejected_lines, "
+        "records_failed, ...). Exit status 0: every line published; 1: a line rejected or a record "
+        "not delivered; 2: usage error, FILE unreadable or KAFKA_BOOTSTRAP not set.")
     publish.add_argument("file", type=Path, help="events, one JSON object per line (a pipe such as /dev/stdin works)")
     publish.add_argument("--skip-invalid", action="store_true",
                          help="publish the valid lines even when some are bad (default: publish nothing then)")
@@ -238,13 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a record the broker has not confirmed after this long counts as failed (default 120)")
     publish.set_defaults(func=cmd_publish)
 
-    replay = sub.add_parser(
-        "replay-dead-letters", help="put dead-lettered records back on their topics once the cause is fixed",
-        description="Reads dunning.dead-letters up to its current end and puts the original record of every "
-                    "letter that matches all filters given back on its source topic and partition. Events have "
-                    "stable ids: replaying a record twice changes nothing. Needs KAFKA_BOOTSTRAP. stdout: a JSON "
-                    "report (letters, matched, replayed, by_topic).",
-        epilog="example: dunning replay-dead-letters --topic dunning.actions --reason SendDeferred --dry-run")
+    replay = command(
+        "replay-dead-letters", "put dead-lettered records back on their topics once the cause is fixed",
+        "Reads dunning.dead-letters up to its current end and puts the original record of every "
+        "letter that matches all filters given back on its source topic and partition. Events have "
+        "stable ids: replaying a record twice changes nothing. stdout: a JSON report (letters, matched, "
+        "replayed, by_topic).")
     replay.add_argument("--topic", help="only letters from this source topic, e.g. dunning.ledger")
     replay.add_argument("--reason", help="only letters whose reason contains this text (any case)")
     replay.add_argument("--key", help="only letters of this record key, e.g. a debtor id")
@@ -253,24 +395,45 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--dry-run", action="store_true", help="count what would be replayed, replay nothing")
     replay.set_defaults(func=cmd_replay_dead_letters)
 
-    sample = sub.add_parser("sample", help="print the demo's sample ledger as JSON lines")
-    sample.add_argument("--days", type=int, default=90)
+    sample = command("sample", "print the demo's sample ledger as JSON lines")
+    sample.add_argument("--days", type=_positive_int, default=90)
     sample.set_defaults(func=cmd_sample)
 
-    bench = sub.add_parser("bench", help="measure throughput, latency and memory")
+    bench = command("bench", "measure throughput, latency and memory")
     bench.add_argument("--json", action="store_true")
-    bench.add_argument("--events", type=int, default=100_000, help="events for the end-to-end run")
-    bench.add_argument("--core-events", type=int, default=200_000)
-    bench.add_argument("--memory-debtors", type=int, default=100_000)
+    bench.add_argument("--events", type=_positive_int, default=100_000, help="events for the end-to-end run")
+    bench.add_argument("--core-events", type=_positive_int, default=200_000)
+    bench.add_argument("--memory-debtors", type=_positive_int, default=100_000)
     bench.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
-    configure_logging(settings.log_level, process=f"dunning-{args.command}")
-    return args.func(settings, args) or 0
+    prog = f"dunning {args.command}"
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    log_file = None
+    if args.command == "demo":  # the terminal gets the summary; the logs go to files
+        import shutil
+
+        shutil.rmtree(settings.data_dir / "demo", ignore_errors=True)
+        log_file = settings.data_dir / "demo" / "demo.log"
+    configure_logging(settings.log_level, process=f"dunning-{args.command}", log_file=log_file)
+    try:
+        return args.func(settings, args) or 0
+    except (UsageError, SettingsError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except BrokenPipeError:
+        # The reader went away (``dunning sample | head``): nothing left to say to it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

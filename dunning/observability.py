@@ -25,10 +25,15 @@ import sys
 import threading
 from functools import lru_cache
 from http.server import ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Iterable
 from urllib.parse import urlsplit
 
 import structlog
+from prometheus_client import CollectorRegistry, GCCollector, Info, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import MetricsHandler
+from prometheus_client.metrics import MetricWrapperBase
 
 # ----------------------------------------------------------------------------- masking
 
@@ -148,8 +153,15 @@ def mask_personal_data(logger, method_name: str, event_dict: dict) -> dict:
 # ----------------------------------------------------------------------------- logging
 
 
-def configure_logging(level: str = "info", process: str = "dunning") -> None:
+def configure_logging(level: str = "info", process: str = "dunning", log_file: Path | None = None) -> None:
+    """Every line as JSON on stderr (or appended to ``log_file``): structlog's, and the
+    stdlib logging's of Faust, aiokafka, Alembic and librdkafka (``streams.kafka.clients``
+    hands librdkafka the ``librdkafka`` logger)."""
     numeric = getattr(logging, level.upper(), logging.INFO)
+    stream = sys.stderr
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        stream = open(log_file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - open for the process
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -158,16 +170,17 @@ def configure_logging(level: str = "info", process: str = "dunning") -> None:
     # Masking after format_exc_info, so that the rendered traceback is masked too.
     rendering = [structlog.processors.format_exc_info, mask_personal_data, structlog.processors.JSONRenderer()]
     # Records of the stdlib logging become the same JSON lines, masked the same way.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
     ))
     logging.basicConfig(handlers=[handler], level=numeric, force=True)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # seven lines of "setup plugin"
     structlog.configure(
         processors=[*shared, *rendering],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(process=process)
@@ -193,16 +206,30 @@ class _MetricsHandler(MetricsHandler):
 
 
 class _MetricsServer(ThreadingHTTPServer):
-    def __init__(self, host: str, port: int):
+    def __init__(self, host: str, port: int, registry: CollectorRegistry):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        super().__init__((host, port), _MetricsHandler)
+        handler = type("Handler", (_MetricsHandler,), {"registry": registry})
+        super().__init__((host, port), handler)
 
 
-def serve_metrics(port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer | None:
-    """Expose /metrics on host:port from a daemon thread; port 0 means no endpoint."""
+def serve_metrics(port: int, host: str = "127.0.0.1", groups: Iterable[ModuleType] = (),
+                  version: str = "unknown") -> ThreadingHTTPServer | None:
+    """Expose /metrics on host:port from a daemon thread; port 0 means no endpoint. The
+    endpoint shows this process's own metrics only: those of the modules in ``groups``
+    (each metric defined in them), the build info, and the process's CPU, memory and GC."""
     if not port:
         return None
-    server = _MetricsServer(host, port)
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    build = Info("dunning_build", "Version of the running dunning platform", registry=registry)
+    build.info({"version": version})
+    for module in groups:
+        for value in vars(module).values():
+            if isinstance(value, MetricWrapperBase):
+                registry.register(value)
+    server = _MetricsServer(host, port, registry)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     structlog.get_logger(__name__).info("metrics endpoint", host=host, port=port)
     return server

@@ -1,55 +1,125 @@
-"""The long-running processes besides the Faust worker: the channel sink and the projector.
+"""The composition root's wiring: each part of the platform built from the settings.
 
-Each is a handler on the shared consumer loop (``streams.consumer_loop``), which decodes,
-retries, dead-letters, commits, keeps the group membership while it waits, and stops
-within seconds of SIGTERM.
+Product code takes plain values (a bootstrap address, an engine, a codec, a policy); only
+this module and the command line read ``Settings``.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import structlog
 
-from dunning.config import Settings
-from dunning.kafka_io import consumer_config, make_producer
-from projections.db import make_engine, migrate
-from projections.handler import ProjectorHandler
-from projections.projector import Projector
+from dunning.settings import Settings, SettingsError
 from schemas.codec import Codec
-from sinks.channels import ChannelSink
-from sinks.email import OutboxFolderSender, SmtpSender
-from sinks.handler import SinkHandler
-from streams.consumer_loop import ConsumerLoop
+from streams.core.policy import Policy, PolicyError
 
 log = structlog.get_logger(__name__)
 
 
-def database_url(settings: Settings) -> str:
-    return settings.database_url or settings.sqlite_url
+class UsageError(Exception):
+    """A user's mistake (a file missing or unreadable, a bad policy): one line, exit 2."""
 
 
-def _run(bootstrap: str, handler, fetch_size: int) -> None:
-    loop = ConsumerLoop(consumer_config(bootstrap), make_producer(bootstrap), Codec.from_env(), handler, fetch_size)
+def make_codec(settings: Settings) -> Codec:
+    """A real schema registry when ``SCHEMA_REGISTRY_URL`` is set, else the registry file."""
+    if not settings.schema_registry_url:
+        return Codec()
+    from schemas.registry import SchemaRegistry
+
+    try:
+        registry = SchemaRegistry(settings.schema_registry_url, user=settings.schema_registry_user,
+                                  password=settings.schema_registry_password)
+    except ValueError as exc:  # the client refused the URL or the credentials' form
+        raise SettingsError(f"bad setting SCHEMA_REGISTRY_URL: {exc}") from None
+    return Codec(registry)
+
+
+def read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: the {what} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def load_policy(path: Path) -> Policy:
+    """The policy in ``path``, checked against the channels and templates the platform ships;
+    its warnings are logged."""
+    from streams.core.policy import check_policy
+
+    try:
+        checked = check_policy(read_text(path, "policy"), str(path), **vocabulary())
+    except PolicyError as exc:
+        raise UsageError(str(exc)) from None
+    for warning in checked.warnings:
+        log.warning("policy warning", warning=warning)
+    return checked.policy
+
+
+def vocabulary() -> dict:
+    """What a policy may name: the channels of the registry, the templates per language."""
+    from sinks import registry
+    from sinks.render import available_templates
+
+    return {"channels": registry.names(), "templates": available_templates()}
+
+
+def run_worker(settings: Settings, bootstrap: str, policy: Policy) -> None:
+    import faust
+
+    from dunning.runtime import tune_garbage_collector
+    from streams.worker.app import create_app
+
+    app = create_app(bootstrap, settings.profile, policy, make_codec(settings), partitions=settings.partitions,
+                     store=settings.state_store, data_dir=settings.data_dir)
+    tune_garbage_collector()
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, override_logging=False,
+                          redirect_stdouts=False)  # keep the JSON lines on stderr
+    worker.execute_from_commandline()
+
+
+def _consume(settings: Settings, bootstrap: str, handler, fetch_size: int) -> None:
+    from streams.kafka.clients import consumer_config, make_producer
+    from streams.kafka.consumer_loop import ConsumerLoop
+
+    loop = ConsumerLoop(consumer_config(bootstrap, settings.profile), make_producer(bootstrap), make_codec(settings),
+                        handler, fetch_size)
     loop.install_signal_handlers()
     loop.run()
 
 
 def run_sink(settings: Settings, bootstrap: str) -> None:
-    engine = make_engine(database_url(settings))
+    from projections.db import make_engine, migrate
+    from sinks.channels import ChannelSink
+    from sinks.email import OutboxFolderSender, SmtpSender
+    from sinks.handler import SinkHandler
+
+    engine = make_engine(settings.read_model_url)
     migrate(engine)
     if settings.smtp_url:
-        sender = SmtpSender(settings.smtp_url, timeout=settings.smtp_timeout)
+        try:
+            sender = SmtpSender(settings.smtp_url, timeout=settings.smtp_timeout)
+        except ValueError as exc:
+            raise SettingsError(f"bad setting SMTP_URL: {exc}") from None
     else:
         sender = OutboxFolderSender(settings.data_dir / "outbox")
     # A claim outlives the longest send: each SMTP step may take the timeout.
-    sink = ChannelSink(engine, sender, lease=timedelta(seconds=3 * settings.smtp_timeout))
+    sink = ChannelSink(engine, sender, mail_from=settings.mail_from,
+                       lease=timedelta(seconds=3 * settings.smtp_timeout))
     log.info("sink running", sender=repr(sender))
-    _run(bootstrap, SinkHandler(sink, settings.sink_retry_seconds), fetch_size=100)
+    _consume(settings, bootstrap, SinkHandler(sink, settings.sink_retry_seconds), fetch_size=100)
 
 
 def run_projector(settings: Settings, bootstrap: str) -> None:
-    engine = make_engine(database_url(settings))
+    from projections.db import make_engine, migrate
+    from projections.handler import ProjectorHandler
+    from projections.projector import Projector
+    from sinks import registry
+
+    engine = make_engine(settings.read_model_url)
     migrate(engine)
     log.info("projector running", database=engine.url.render_as_string(hide_password=True))
-    _run(bootstrap, ProjectorHandler(Projector(engine)), fetch_size=2000)
+    _consume(settings, bootstrap, ProjectorHandler(Projector(engine, registry.task_channels())), fetch_size=2000)

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_KEY = 0x64756E6E  # any constant the platform's processes agree on
-EMBEDDED_DB = Path("var") / "dunning.db"
-
-
-def database_url_from_env() -> str:
-    """``DATABASE_URL`` if set, else the embedded SQLite file ``var/dunning.db`` here."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    EMBEDDED_DB.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{EMBEDDED_DB}"
 
 
 def is_transient_database_error(error: BaseException) -> bool:
@@ -71,8 +58,10 @@ def for_writing(engine: Engine) -> Engine:
     return engine.execution_options(sqlite_begin="IMMEDIATE")
 
 
-def alembic_config() -> Config:
+def alembic_config():
     """Alembic's configuration, built in code so an installed package needs no alembic.ini."""
+    from alembic.config import Config  # imported when migrating only: the sink's channels need no Alembic
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
@@ -80,6 +69,8 @@ def alembic_config() -> Config:
 
 def migrate(url: str | Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (``alembic upgrade head`` by default)."""
+    from alembic import command
+
     engine = url if isinstance(url, Engine) else make_engine(url)
     config = alembic_config()
     try:

@@ -1,14 +1,18 @@
-"""The projector as a handler of the shared consumer loop (``streams.consumer_loop``):
+"""The projector as a handler of the shared consumer loop (``streams.kafka.consumer_loop``):
 a chunk of output events is one transaction. While the database is out of reach the
 chunk is tried again until it is back; a record the database refuses for good (a value
 it cannot store) is dead-lettered and the read models go on."""
 
 from __future__ import annotations
 
+import time
+
+from projections import metrics
 from projections.db import is_transient_database_error
 from projections.projector import Projector
-from streams import faults, topics
-from streams.consumer_loop import Incoming
+from schemas import topics
+from streams.kafka import faults
+from streams.kafka.consumer_loop import Incoming
 
 PROJECTED = (topics.ACTIONS, topics.ALERTS, topics.UNMATCHED, topics.SNAPSHOTS, topics.DELIVERIES)
 
@@ -24,6 +28,10 @@ class ProjectorHandler:
 
     def handle(self, records: list[Incoming]) -> list[object]:
         self.projector.apply_batch([record.event for record in records])
+        now = time.time()
+        for record in records[::max(1, len(records) // 16)]:  # a few samples: a chunk's records lag alike
+            if record.timestamp:
+                metrics.EVENT_LAG_SECONDS.observe(max(0.0, now - record.timestamp))
         return []
 
     def is_transient(self, error: BaseException) -> bool:

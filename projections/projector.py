@@ -9,13 +9,13 @@ newest delivery attempt.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, or_, select
 
-from projections import rows
+from projections import metrics, rows
 from projections.db import for_writing
 from projections.models import (
     Action,
@@ -29,7 +29,7 @@ from projections.models import (
     UnmatchedPayment,
     as_utc,
 )
-from projections.upsert import insert_missing, unique_by, upsert
+from projections.upsert import ROWS_KEY, insert_missing, unique_by, upsert
 from streams.core import events as ev
 
 DEBTORS = Debtor.__table__
@@ -43,7 +43,6 @@ UNMATCHED = UnmatchedPayment.__table__
 OFFSETS = ProjectionOffset.__table__
 
 # Channels a person or an outside party works off; e-mail is sent by its sink alone.
-EMAIL = "email"
 # Keeps "IN (...)" lists well under SQLite's limit on bound parameters.
 IN_LIST_SIZE = 500
 
@@ -84,17 +83,21 @@ class _Sorted:
 class Projector:
     """Writes the read models from output events. Safe to feed the same events again."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, task_channels: Collection[str]) -> None:
+        """``task_channels``: the channels whose actions leave a task for a person
+        (``sinks.registry.task_channels()``, handed in by whoever builds the projector)."""
         self.engine = for_writing(engine)
+        self.task_channels = frozenset(task_channels)
 
     def apply_batch(self, events: Sequence[object], offsets: Offsets | None = None) -> None:
         """Apply ``events`` in one transaction; with ``offsets`` ({(topic, partition):
         next offset}) store the consumer position in that same transaction."""
         batch = _Sorted.of(events)
         with self.engine.begin() as connection:
+            connection.info.pop(ROWS_KEY, None)  # left by a transaction that failed
             _apply_snapshots(connection, batch.snapshots)
             # Actions before deliveries, so a result in the same batch finds its action.
-            _apply_actions(connection, batch.actions)
+            _apply_actions(connection, batch.actions, self.task_channels)
             _apply_deliveries(connection, batch.deliveries)
             _apply_promise_outcomes(connection, batch.promise_outcomes)
             insert_missing(
@@ -111,6 +114,9 @@ class Projector:
             )
             if offsets:
                 _store_offsets(connection, offsets)
+            written = connection.info.pop(ROWS_KEY, {})
+        for table, count in written.items():
+            metrics.ROWS_WRITTEN.labels(table).inc(count)
 
     def next_offsets(self) -> dict[tuple[str, int], int]:
         """The stored consumer positions: where to resume after a restart."""
@@ -186,7 +192,7 @@ def _stored_versions(connection: Connection, debtor_ids: list[str]) -> dict[str,
     return versions
 
 
-def _apply_actions(connection: Connection, actions: list[ev.DunningActionDue]) -> None:
+def _apply_actions(connection: Connection, actions: list[ev.DunningActionDue], task_channels: frozenset[str]) -> None:
     # Only the action's own columns are written on conflict, so a delivery result
     # that arrived first keeps its status.
     upsert(connection, ACTIONS, unique_by(map(rows.action_row, actions), ["action_id"]), keys=["action_id"])
@@ -194,7 +200,7 @@ def _apply_actions(connection: Connection, actions: list[ev.DunningActionDue]) -
     insert_missing(
         connection,
         TASKS,
-        unique_by((rows.task_row(action) for action in actions if action.channel != EMAIL), ["action_id"]),
+        unique_by((rows.task_row(action) for action in actions if action.channel in task_channels), ["action_id"]),
         keys=["action_id"],
     )
 

@@ -7,11 +7,14 @@ Rows go to the database as one executemany (pipelined by psycopg 3).
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
+
+ROWS_KEY = "dunning_rows_written"  # in Connection.info: rows written per table
 
 _INSERT_BY_DIALECT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
@@ -48,6 +51,8 @@ def upsert(
     else:
         statement = statement.on_conflict_do_nothing(index_elements=list(keys))
     connection.execute(statement, list(rows))
+    # Counted per table, and published by the projector once the transaction is committed.
+    connection.info.setdefault(ROWS_KEY, collections.Counter())[table.name] += len(rows)
 
 
 def insert_missing(connection: Connection, table: Table, rows: Sequence[Row], *, keys: Sequence[str]) -> None:

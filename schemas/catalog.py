@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from streams import topics
+from schemas import topics
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 NAMESPACE = "nl.dunning.events"

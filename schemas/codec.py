@@ -8,8 +8,7 @@ written with any earlier version still decodes (the registry keeps them BACKWARD
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -73,16 +72,6 @@ class Codec:
         self._current: dict[str, tuple[dict, dict]] = {}  # record name -> (schema JSON, parsed)
         self._writers: dict[tuple[str, type], _Writer] = {}
         self._readers: dict[int, _Reader] = {}
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Codec:
-        """A real schema registry when ``SCHEMA_REGISTRY_URL`` is set, else the registry file."""
-        url = environ.get("SCHEMA_REGISTRY_URL", "").strip()
-        if url:
-            from schemas.confluent import ConfluentRegistry
-
-            return cls(ConfluentRegistry(url))
-        return cls()
 
     # ------------------------------------------------------------------ encoding
 

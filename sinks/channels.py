@@ -1,8 +1,5 @@
-"""The channel sink: deliver one dunning action and report what happened.
-
-E-mail is sent here, guarded by the outbox so redelivery sends nothing twice. SMS,
-letter, call and collection actions become tasks: the projector writes the tasks table
-from the action itself, so the sink only reports them as recorded.
+"""The channel sink: deliver one dunning action through its channel and report what
+happened. Which channels there are, and how each delivers, is ``sinks.registry``.
 
 A failure that may pass (the mail server out of reach, a 4xx answer, another sender at
 the same action) raises ``SendDeferred``: whoever called tries the action again later.
@@ -12,34 +9,23 @@ A failure for good (no address, a template error, a 5xx answer, a login refused)
 
 from __future__ import annotations
 
-import smtplib
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Optional
 
 import structlog
-from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import Engine
 
-from sinks.email import EmailSender, HandOverRefused, build_email, is_transient_smtp_error, mail_from_env
-from sinks.metrics import MESSAGES, UNCERTAIN_RESENDS
-from sinks.outbox import Claim, Outbox
-from sinks.render import UnknownTemplateError, render_message
+from sinks import registry
+from sinks.delivery import FAILED, RECORDED, SENT, SKIPPED, Outcome, SendDeferred, SinkParts
+from sinks.email import DEFAULT_MAIL_FROM, EmailSender
+from sinks.metrics import MESSAGES
+from sinks.outbox import Outbox
 from streams.core.events import DeliveryResult, DunningActionDue
 
-EMAIL = "email"
-TASK_CHANNELS = frozenset({"sms", "letter", "call", "collection"})
-
-SENT = "sent"
-RECORDED = "recorded"
-FAILED = "failed"
-SKIPPED = "skipped"
+__all__ = ["ChannelSink", "SendDeferred", "SENT", "RECORDED", "FAILED", "SKIPPED"]
 
 log = structlog.get_logger(__name__)
-
-
-class SendDeferred(Exception):
-    """The action could not be sent now, for a reason that may pass: try it again later."""
 
 
 def _utc_now() -> datetime:
@@ -57,30 +43,27 @@ class ChannelSink:
         lease: Optional[timedelta] = None,
     ):
         self._outbox = Outbox(engine, clock, **({"lease": lease} if lease is not None else {}))
-        self._sender = sender
         self._clock = clock
-        self._mail_from = mail_from or mail_from_env()
-        self._environment = environment
+        parts = SinkParts(self._outbox, clock, sender, mail_from or DEFAULT_MAIL_FROM, environment)
+        self._channels = {channel.name: channel.build(parts) for channel in registry.CHANNELS}
 
     @property
     def outbox(self) -> Outbox:
         return self._outbox
 
     def handle(self, action: DunningActionDue) -> DeliveryResult:
-        if action.channel == EMAIL:
-            status, detail, metric_status = self._send_email(action)
-        elif action.channel in TASK_CHANNELS:
-            status, detail = RECORDED, f"{action.channel} task recorded"
-            metric_status = status
+        channel = self._channels.get(action.channel)
+        if channel is None:
+            outcome = Outcome(SKIPPED, f"unknown channel {action.channel!r}", SKIPPED)
         else:
-            status, detail = SKIPPED, f"unknown channel {action.channel!r}"
-            metric_status = status
-        return self._result(action, status, detail, metric_status)
+            outcome = channel.deliver(action)
+        return self._result(action, outcome.status, outcome.detail, outcome.metric_status)
 
     def failed(self, action: DunningActionDue, reason: str) -> DeliveryResult:
         """The action given up on (a failure that did not pass in time): recorded as failed."""
-        if action.channel == EMAIL:
-            self._outbox.mark_failed(action.action_id, reason)
+        channel = self._channels.get(action.channel)
+        if channel is not None:
+            channel.give_up(action, reason)
         return self._result(action, FAILED, reason, FAILED)
 
     def _result(self, action: DunningActionDue, status: str, detail: Optional[str], metric_status: str) -> DeliveryResult:
@@ -103,41 +86,3 @@ class ChannelSink:
             attempted_at=self._clock(),
             detail=detail,
         )
-
-    def _send_email(self, action: DunningActionDue) -> tuple[str, Optional[str], str]:
-        """(status, detail, metric status); a redelivery is counted apart as "duplicate"."""
-        if not action.email:
-            return FAILED, "no e-mail address", FAILED
-        claimed = self._outbox.claim(action.action_id, EMAIL)
-        if claimed.outcome is Claim.ALREADY_SENT:
-            return SENT, "already sent", "duplicate"
-        if claimed.outcome is Claim.BUSY:
-            raise SendDeferred(f"action {action.action_id} is being sent by another attempt")
-        try:
-            rendered = render_message(action, self._environment)
-            message = build_email(action, rendered, self._mail_from, sent_at=self._clock())
-        except (UnknownTemplateError, TemplateError, ValueError) as exc:
-            return self._failed(action, claimed.attempt, f"cannot build message: {exc}")
-        if claimed.outcome is Claim.RESEND_UNCERTAIN:
-            # An earlier attempt handed this message over and died before it heard back.
-            UNCERTAIN_RESENDS.labels(channel=EMAIL).inc()
-            log.warning("sent again: an earlier attempt may have delivered it", action_id=action.action_id,
-                        debtor_id=action.debtor_id, message_id=str(message["Message-ID"]))
-        try:
-            self._sender.send(message, lambda: self._outbox.hand_over(action.action_id, claimed.attempt))
-        except HandOverRefused as exc:
-            raise SendDeferred(str(exc)) from exc
-        except (smtplib.SMTPException, OSError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            if is_transient_smtp_error(exc):
-                self._outbox.mark_deferred(action.action_id, claimed.attempt, error)
-                MESSAGES.labels(channel=EMAIL, status="deferred").inc()
-                raise SendDeferred(error) from exc
-            return self._failed(action, claimed.attempt, error)
-        if not self._outbox.mark_sent(action.action_id, claimed.attempt, str(message["Message-ID"])):
-            log.warning("sent, but a later attempt had taken the action over", action_id=action.action_id)
-        return SENT, None, SENT
-
-    def _failed(self, action: DunningActionDue, attempt: int, error: str) -> tuple[str, str, str]:
-        self._outbox.mark_failed(action.action_id, error, attempt)
-        return FAILED, error, FAILED

@@ -7,8 +7,8 @@ Two senders share the ``EmailSender`` protocol:
   plain connection (default port 587), ``smtp://`` stays plain (default port 25).
 - ``OutboxFolderSender(path)`` writes ``<action id>.eml`` files, the embedded default.
 
-``sender_from_env()`` picks SMTP when ``SMTP_URL`` is set, else the folder
-``MAIL_OUTBOX_DIR`` (default ``var/outbox``). The From address is ``MAIL_FROM``.
+``EmailChannel`` is the e-mail channel of the sink (``sinks.registry``): it renders the
+action, builds the message and sends it once per action id through the outbox.
 """
 
 from __future__ import annotations
@@ -24,15 +24,22 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Protocol
+from typing import Callable, Protocol
 from urllib.parse import unquote, urlsplit
 
-from sinks.render import RenderedMessage
+import structlog
+from jinja2 import TemplateError
+
+from sinks.delivery import FAILED, SENT, Outcome, SendDeferred, SinkParts
+from sinks.metrics import MESSAGES, UNCERTAIN_RESENDS
+from sinks.outbox import Claim
+from sinks.render import RenderedMessage, UnknownTemplateError, render_message
 from streams.core.events import DunningActionDue
 
 DEFAULT_MAIL_FROM = "debiteurenbeheer@localhost"
-DEFAULT_OUTBOX_DIR = "var/outbox"
 ACTION_ID_HEADER = "X-Dunning-Action-Id"
+
+log = structlog.get_logger(__name__)
 MESSAGE_ID_DOMAIN = "dunning"
 
 _DEFAULT_PORTS = {"smtp": 25, "smtps": 465, "smtp+starttls": 587}
@@ -199,14 +206,53 @@ class OutboxFolderSender:
         os.replace(handle.name, target)
 
 
-def mail_from_env(environ: Optional[Mapping[str, str]] = None) -> str:
-    environ = os.environ if environ is None else environ
-    return environ.get("MAIL_FROM") or DEFAULT_MAIL_FROM
+class EmailChannel:
+    """E-mail, guarded by the outbox so that a redelivered action is not sent twice."""
 
+    def __init__(self, parts: SinkParts):
+        self._outbox = parts.outbox
+        self._sender = parts.email_sender
+        self._clock = parts.clock
+        self._mail_from = parts.mail_from
+        self._environment = parts.environment
 
-def sender_from_env(environ: Optional[Mapping[str, str]] = None) -> EmailSender:
-    environ = os.environ if environ is None else environ
-    url = environ.get("SMTP_URL")
-    if url:
-        return SmtpSender(url)
-    return OutboxFolderSender(environ.get("MAIL_OUTBOX_DIR") or DEFAULT_OUTBOX_DIR)
+    def give_up(self, action: DunningActionDue, reason: str) -> None:
+        self._outbox.mark_failed(action.action_id, reason)
+
+    def deliver(self, action: DunningActionDue) -> Outcome:
+        """Sent once per action id; a redelivery of what was sent counts apart as "duplicate"."""
+        if not action.email:
+            return Outcome(FAILED, "no e-mail address", FAILED)
+        claimed = self._outbox.claim(action.action_id, "email")
+        if claimed.outcome is Claim.ALREADY_SENT:
+            return Outcome(SENT, "already sent", "duplicate")
+        if claimed.outcome is Claim.BUSY:
+            raise SendDeferred(f"action {action.action_id} is being sent by another attempt")
+        try:
+            rendered = render_message(action, self._environment)
+            message = build_email(action, rendered, self._mail_from, sent_at=self._clock())
+        except (UnknownTemplateError, TemplateError, ValueError) as exc:
+            return self._failed(action, claimed.attempt, f"cannot build message: {exc}")
+        if claimed.outcome is Claim.RESEND_UNCERTAIN:
+            # An earlier attempt handed this message over and died before it heard back.
+            UNCERTAIN_RESENDS.labels(channel="email").inc()
+            log.warning("sent again: an earlier attempt may have delivered it", action_id=action.action_id,
+                        debtor_id=action.debtor_id, message_id=str(message["Message-ID"]))
+        try:
+            self._sender.send(message, lambda: self._outbox.hand_over(action.action_id, claimed.attempt))
+        except HandOverRefused as exc:
+            raise SendDeferred(str(exc)) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if is_transient_smtp_error(exc):
+                self._outbox.mark_deferred(action.action_id, claimed.attempt, error)
+                MESSAGES.labels(channel="email", status="deferred").inc()
+                raise SendDeferred(error) from exc
+            return self._failed(action, claimed.attempt, error)
+        if not self._outbox.mark_sent(action.action_id, claimed.attempt, str(message["Message-ID"])):
+            log.warning("sent, but a later attempt had taken the action over", action_id=action.action_id)
+        return Outcome(SENT, None, SENT)
+
+    def _failed(self, action: DunningActionDue, attempt: int, error: str) -> Outcome:
+        self._outbox.mark_failed(action.action_id, error, attempt)
+        return Outcome(FAILED, error, FAILED)

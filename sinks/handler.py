@@ -1,4 +1,4 @@
-"""The channel sink as a handler of the shared consumer loop (``streams.consumer_loop``):
+"""The channel sink as a handler of the shared consumer loop (``streams.kafka.consumer_loop``):
 one action at a time, so that its offset is committed right after it is sent, and a
 slow mail server holds up one action, never the consumer group."""
 
@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Optional
 
 from projections.db import is_transient_database_error
+from schemas import topics
 from sinks.channels import ChannelSink, SendDeferred
-from streams import faults, topics
-from streams.consumer_loop import Incoming
+from streams.kafka import faults
+from streams.kafka.consumer_loop import Incoming
 
 
 class SinkHandler:

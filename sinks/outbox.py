@@ -18,8 +18,8 @@ never both complete one action. The window in which a crash repeats a message is
 time between handing the last byte of it to the server and recording the server's
 answer: one round trip and one database write.
 
-The table belongs to the read-model migrations (``projections``); ``outbox_table``
-below is a column-compatible definition for code and tests that run without them.
+The table is defined with the read models (``projections.models.Outbox``) and created
+by their migrations.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Optional
 
-from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Text, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from projections.db import for_writing
+from projections.models import Outbox as OutboxRow
 
 SENDING = "sending"
 HANDED_OVER = "handed_over"
@@ -61,19 +62,7 @@ class Claimed:
 # Long errors (a whole SMTP transcript) are cut; the start says what went wrong.
 MAX_ERROR_LENGTH = 2000
 
-metadata = MetaData()
-
-outbox_table = Table(
-    "outbox",
-    metadata,
-    Column("action_id", String(128), primary_key=True),
-    Column("channel", String(16), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("message_id", String(255)),
-    Column("last_error", Text),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
+outbox_table = OutboxRow.__table__  # defined once, with the read models and their migrations
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,9 +44,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from sinks.formatting import LOCALES, format_long_date, format_money
 from streams.core.events import DunningActionDue
+from streams.core.policy import TONES
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
-TONES = ("friendly", "neutral", "firm", "formal")
 SUBJECT_PREFIX = "Subject:"
 
 # A template name is a plain identifier; "_" marks partials, so it may not lead.
@@ -89,6 +89,15 @@ def build_environment(loader: Optional[BaseLoader] = None) -> SandboxedEnvironme
     environment.filters["money"] = _money_filter
     environment.filters["longdate"] = _longdate_filter
     return environment
+
+
+def available_templates(template_dir: Path = TEMPLATE_DIR) -> dict[str, frozenset[str]]:
+    """The message templates shipped per language (``nl``, ``en``): what a policy step may name."""
+    return {
+        language.name: frozenset(path.name.removesuffix(".txt.j2") for path in language.glob("*.txt.j2")
+                                 if _TEMPLATE_NAME.fullmatch(path.name.removesuffix(".txt.j2")))
+        for language in sorted(template_dir.iterdir()) if language.is_dir()
+    }
 
 
 @lru_cache(maxsize=1)

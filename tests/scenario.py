@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from itertools import count
-from pathlib import Path
 from typing import Optional
 
+from harness import SAMPLE_POLICY  # noqa: E402
 from streams.core import events as ev
 from streams.core.ledger import apply
 from streams.core.matching import ReferenceEntry, entry_for, match_payment
 from streams.core.policy import Policy, policy_from_yaml
 from streams.core.state import DebtorState
 
-SAMPLE_POLICY = Path(__file__).resolve().parents[1] / "dunning" / "samples" / "policy.yaml"
 BASE = date(2025, 3, 3)  # day 0 of every scenario
 
 

@@ -6,16 +6,18 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import socket
 import threading
 import time
 import uuid
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
+from urllib.parse import urlsplit
 
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
+
+from harness.embedded import free_port  # noqa: F401 - the tests take it from here
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
@@ -68,10 +70,6 @@ def log_events(path) -> list[dict]:
     return events
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_smtp(port: int, **smtp_options) -> tuple[Controller, CollectingHandler]:
@@ -90,6 +88,7 @@ class InMemoryRegistry:
         self.subjects: dict[str, list[int]] = {}
         self.requests: list[tuple[str, str]] = []
         self.refused: list[tuple[str, str]] = []
+        self.authorizations: list[str | None] = []  # the Authorization header of each request
         self.available = True
         self.lock = threading.Lock()
 
@@ -120,6 +119,8 @@ class RegistryServer:
                 self.wfile.write(data)
 
             def _down(self, method: str) -> bool:
+                self.path = urlsplit(self.path).path  # the client adds query options
+                registry.authorizations.append(self.headers.get("Authorization"))
                 if registry.available:
                     registry.requests.append((method, self.path))
                     return False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dunning import bench
+from harness import bench
 from streams.core import events as ev
 
 

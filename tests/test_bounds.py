@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from sqlalchemy import String
 
 from projections import models
+from schemas import topics
 from schemas.codec import Codec
 from schemas.json_form import JsonFormError, event_to_json, parse_json_line
-from streams import topics
 from streams.core import bounds
 from streams.core import events as ev
 from streams.core.bounds import MAX_AMOUNT_MINOR, MAX_BALANCE_MINOR
@@ -28,7 +28,8 @@ from streams.core.ledger import apply
 from streams.core.simulate import Rejected, simulate
 from streams.core.snapshot import snapshot
 from streams.core.state import DebtorState
-from streams.processor import BankProcessor, LedgerProcessor, MatchingProcessor, Record, partition_of
+from streams.kafka.records import Record, partition_of
+from streams.worker.processor import BankProcessor, LedgerProcessor, MatchingProcessor
 from tests.scenario import sample_policy
 
 POLICY = sample_policy()
@@ -274,7 +275,7 @@ _BUILT_BY_THE_CORE = {("limit_events", "event_id"), ("unmatched_payments", "even
 def _longest(rule) -> int:
     if isinstance(rule, bounds.Phone):
         return 1 + bounds.PHONE_DIGITS[1] * 2 - 1  # "+", the digits, a space between every two
-    if isinstance(rule, bounds.Email):
+    if isinstance(rule, (bounds.Email, bounds.Iban)):
         return rule._text.max_length
     if isinstance(rule, bounds.OneOf):
         return max(map(len, rule.choices))
@@ -507,7 +508,7 @@ def test_the_three_edges_give_the_same_reason():
 
 
 def test_the_sample_ledger_is_within_bounds():
-    from dunning.sample_ledger import sample_events
+    from harness.sample_ledger import sample_events
 
     events = list(sample_events())
     for event in events:

@@ -8,13 +8,13 @@ from datetime import date, datetime, timezone
 import pytest
 from prometheus_client import REGISTRY
 
+from connectors.clock import run_range
 from connectors.publisher import Publisher
-from dunning.clock import run_range
-from dunning.embedded import EmbeddedBroker
-from dunning.kafka_io import ensure_topics
-from dunning.watch import TopicWatcher
+from harness.embedded import EmbeddedBroker
+from harness.watch import TopicWatcher
+from schemas import topics
 from schemas.codec import Codec
-from streams import topics
+from streams.kafka.clients import ensure_topics
 
 pytestmark = [pytest.mark.broker]
 PARTITIONS = 4

@@ -12,7 +12,6 @@ import importlib.util
 import json
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import tomllib
@@ -20,22 +19,26 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import jsonschema
+import promql_parser
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
 from sqlalchemy.engine import make_url
 
-import dunning.clock
+import connectors.clock
+import projections.metrics
 import sinks.metrics
-import streams.metrics
+import streams.kafka.metrics
+import streams.worker.metrics
 from dunning.cli import build_parser
-from dunning.config import Settings
+from dunning.settings import Settings, load_settings
 from projections.db import migrate
+from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"
-CODE_PACKAGES = ("dunning", "streams", "schemas", "connectors", "projections", "sinks")
+CODE_PACKAGES = ("dunning", "harness", "streams", "schemas", "connectors", "projections", "sinks")
 PLATFORM_ROLES = {"worker", "sink", "project", "clock"}
 
 
@@ -77,27 +80,8 @@ def environment(service: dict) -> dict[str, str]:
 
 
 def variables_the_code_reads() -> set[str]:
-    """Names in ``env.get("NAME")``, ``os.environ["NAME"]`` and ``os.getenv("NAME")`` calls."""
-
-    def is_environment(node: ast.AST) -> bool:
-        return ast.unparse(node) in {"env", "environ", "os.environ", "self.env"}
-
-    def literal(node: ast.AST) -> str | None:
-        return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
-
-    names = set()
-    for package in CODE_PACKAGES:
-        for path in (REPO / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Call) and node.args and literal(node.args[0]):
-                    func = node.func
-                    if (isinstance(func, ast.Attribute) and func.attr == "get" and is_environment(func.value)) or (
-                        ast.unparse(func) == "os.getenv"
-                    ):
-                        names.add(literal(node.args[0]))
-                elif isinstance(node, ast.Subscript) and is_environment(node.value) and literal(node.slice):
-                    names.add(literal(node.slice))
-    return names
+    """The settings object is the one reader of the environment: its fields, upper-cased."""
+    return {name.upper() for name in Settings.model_fields}
 
 
 def exposed_metric_names() -> set[str]:
@@ -105,7 +89,7 @@ def exposed_metric_names() -> set[str]:
     suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
                 "gauge": ("",), "summary": ("", "_count", "_sum", "_created")}
     names = set()
-    for module in (streams.metrics, sinks.metrics, dunning.clock):
+    for module in (streams.worker.metrics, streams.kafka.metrics, sinks.metrics, projections.metrics, connectors.clock):
         for value in vars(module).values():
             if isinstance(value, MetricWrapperBase):
                 for family in value.describe():
@@ -175,10 +159,6 @@ def serves_metrics(command: list[str]) -> bool:
     return reaches(build_parser().parse_args(command).func.__name__, set())
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_healthcheck(service: dict, env: dict[str, str]) -> int:
@@ -220,9 +200,9 @@ def test_platform_environment_uses_only_variables_the_code_reads(platform):
 
 def test_platform_environment_is_what_the_settings_accept(platform):
     for name, service in platform.items():
-        settings = Settings.from_env(environment(service))  # ints and paths parse
+        settings = load_settings(environment(service))  # ints and paths parse
         assert settings.partitions == 4, name
-        assert settings.store in {"memory://", "rocksdb://"}, name
+        assert settings.state_store in {"memory://", "rocksdb://"}, name
 
 
 def test_every_role_shares_broker_registry_and_partitions(platform, services):
@@ -314,7 +294,7 @@ def test_prometheus_scrapes_every_process_at_its_metrics_port(platform):
             assert "METRICS_PORT" in env, f"{name} serves metrics only with METRICS_PORT set"
         if "METRICS_PORT" in env:
             assert (name, int(env["METRICS_PORT"])) in scraped, f"{name} is not scraped"
-            assert Settings.from_env(env).metrics_host == "0.0.0.0", f"{name} serves metrics on loopback only"
+            assert load_settings(env).metrics_host == "0.0.0.0", f"{name} serves metrics on loopback only"
     for host, port in scraped:
         if host in platform:
             assert environment(platform[host]).get("METRICS_PORT") == str(port), f"{host}:{port} serves nothing"
@@ -454,3 +434,39 @@ def test_dockerfile_environment_is_read_by_the_code():
     unknown = {name for name in names if not runtime_only.match(name)} - variables_the_code_reads()
     assert not unknown, sorted(unknown)
     assert "DATA_DIR" in names  # the worker's data directory must exist and be writable
+
+
+# ----------------------------------------------------------------------------- alert rules
+
+
+@pytest.fixture(scope="module")
+def alert_rules() -> list[dict]:
+    groups = yaml.safe_load((DOCKER / "alerts.yml").read_text(encoding="utf-8"))["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def test_alert_rules_are_loaded_by_the_compose_prometheus(services):
+    config = yaml.safe_load((DOCKER / "prometheus.yml").read_text(encoding="utf-8"))
+    mounts = {target: source for source, target, *_ in (volume.split(":") for volume in services["prometheus"]["volumes"])}
+    assert config["rule_files"], "prometheus.yml loads no rules"
+    for path in config["rule_files"]:
+        assert (DOCKER / mounts[path]).resolve() == DOCKER / "alerts.yml"
+
+
+def test_alert_rules_parse_and_name_only_metrics_the_code_defines(alert_rules):
+    exposed = exposed_metric_names()
+    for rule in alert_rules:
+        expression = promql_parser.parse(rule["expr"])  # raises on a PromQL syntax error
+        named = set(re.findall(r"\bdunning_\w+", expression.prettify()))
+        assert named, f"{rule['alert']} names no platform metric"
+        assert named <= exposed, f"{rule['alert']}: unknown metrics {sorted(named - exposed)}"
+        assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
+        assert rule["annotations"]["summary"], rule["alert"]
+
+
+def test_alert_rules_cover_what_an_operator_must_hear_of(alert_rules):
+    watched = {name for rule in alert_rules for name in re.findall(r"\bdunning_\w+", rule["expr"])}
+    assert {"dunning_dead_letters_total", "dunning_batch_failures_total", "dunning_consumer_lag",
+            "dunning_last_day_started_timestamp_seconds", "dunning_sink_messages_total"} <= watched
+    no_tick = next(rule for rule in alert_rules if "dunning_last_day_started_timestamp_seconds" in rule["expr"])
+    assert "26 * 3600" in no_tick["expr"]

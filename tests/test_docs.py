@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from schemas import topics
 from schemas.codec import HEADER_SIZE, MAGIC_BYTE, Codec
 from schemas.json_form import JsonFormError, parse_json_line
-from streams import topics
 from streams.core import events as ev
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "integrators.md"

@@ -6,23 +6,24 @@ in-memory pipeline), with no e-mail sent twice."""
 
 from __future__ import annotations
 
+import json
 import signal
 from collections import Counter
 
 import pytest
 
 from connectors.publisher import Publisher
-from dunning.config import SAMPLES
-from dunning.drive import drive, wait_until_day_done
-from dunning.sample_ledger import sample_days
-from dunning.stack import Stack
-from dunning.watch import pipeline_watcher
+from harness import SAMPLE_POLICY
+from harness.drive import drive, wait_until_day_done
+from harness.sample_ledger import sample_days
+from harness.stack import Stack
+from harness.watch import pipeline_watcher
 from projections.db import migrate
 from schemas.codec import Codec
 from streams.core import events as ev
 from streams.core.pipeline import Pipeline
 from streams.core.policy import policy_from_yaml
-from tests.support import free_port, postgres_database, start_smtp
+from tests.support import free_port, postgres_database, start_smtp, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
 PARTITIONS = 4
@@ -31,7 +32,7 @@ KILL_BEFORE_DAY = 31
 
 
 def expected_outcome(timeline):
-    pipeline = Pipeline(policy_from_yaml((SAMPLES / "policy.yaml").read_text()))
+    pipeline = Pipeline(policy_from_yaml(SAMPLE_POLICY.read_text()))
     outputs = [o for day in timeline for e in day.events() for o in pipeline.process(e)]
     emails = {o.action_id for o in outputs if isinstance(o, ev.DunningActionDue) and o.channel == "email"}
     return {s.debtor_id: s for s in pipeline.snapshots()}, emails
@@ -94,6 +95,23 @@ def assert_as_without_the_change(watcher, smtp, expected_states, expected_emails
     assert [action for action, copies in sent.items() if copies > 1] == []
 
 
+def wait_for_ledger_partitions(log_file, timeout: float = 180) -> None:
+    """Until the worker that writes ``log_file`` holds ledger partitions: the day is driven
+    on only then, however long the group takes to rebalance on a busy machine."""
+
+    def assigned() -> bool:
+        for line in log_file.read_text(encoding="utf-8").splitlines() if log_file.exists() else []:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("event") == "partitions assigned" and entry.get("ledger_partitions"):
+                return True
+        return False
+
+    wait_until(assigned, timeout, f"{log_file.name}: ledger partitions assigned")
+
+
 def test_kill_minus_nine_mid_stream_changes_nothing(tmp_path):
     killed = []
 
@@ -102,6 +120,7 @@ def test_kill_minus_nine_mid_stream_changes_nothing(tmp_path):
             stack.kill("worker", signal.SIGKILL)  # the previous day may still be in flight
             killed.append(True)
             stack.start("worker", name="worker-restarted")
+            wait_for_ledger_partitions(tmp_path / "worker-restarted.log")
 
     outcome = run_with_a_change_of_workers(tmp_path, crash_and_restart)
     assert killed, "the worker was never killed"
@@ -116,6 +135,7 @@ def test_a_second_worker_joining_mid_stream_changes_nothing(tmp_path):
     def add_a_worker(stack, index: int) -> None:
         if index == KILL_BEFORE_DAY:
             joined.append(stack.start("worker", name="worker-2"))
+            wait_for_ledger_partitions(tmp_path / "worker-2.log")
 
     outcome = run_with_a_change_of_workers(tmp_path, add_a_worker)
     assert joined, "the second worker never started"

@@ -1,6 +1,6 @@
 """The debtor ledger as a specification: events in, state and outputs out.
 
-Every scenario uses the sample policy (dunning/samples/policy.yaml). Day 0 is a Monday;
+Every scenario uses the sample policy (harness/samples/policy.yaml). Day 0 is a Monday;
 ``day(n)`` is n days later. The B2B ``business`` workflow: pre-due at -3, first reminder
 at +1, second at +14, call at +21, final notice at +30, collection at +60, minimum 25.00.
 The B2C ``consumer`` workflow: pre-due at -3, first reminder at +3, SMS at +10, the

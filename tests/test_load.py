@@ -17,8 +17,8 @@ import time
 import pytest
 from sqlalchemy import create_engine, text
 
-from dunning.bench import policy, workload
-from dunning.stack import Stack
+from harness.bench import policy, workload
+from harness.stack import Stack
 from projections.db import migrate
 from schemas.json_form import event_to_json
 from streams.core import events as ev

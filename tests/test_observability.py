@@ -17,17 +17,14 @@ import pytest
 from prometheus_client import Counter
 
 from dunning import cli
-from dunning.config import Settings
 from dunning.observability import mask_personal_data, serve_metrics
+from dunning.settings import Settings, load_settings
+from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = Counter("observability_test_probe", "Incremented by tests/test_observability.py")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def non_loopback_address() -> str | None:
@@ -61,7 +58,7 @@ def start():
 
 def test_metrics_answers_only_on_its_path(start):
     port = free_port()
-    start(port)
+    start(port, "127.0.0.1", [sys.modules[__name__]])
     PROBE.inc()
     response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
     assert response.status_code == 200
@@ -73,6 +70,24 @@ def test_metrics_answers_only_on_its_path(start):
         response = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5)
         assert response.status_code == 404, path
         assert "observability_test_probe" not in response.text, path
+
+
+def test_each_process_exports_its_own_metrics_and_the_build_info(start):
+    import projections.metrics
+    import sinks.metrics
+    import streams.kafka.metrics
+    import streams.worker.metrics
+
+    port = free_port()
+    start(port, "127.0.0.1", [sinks.metrics, streams.kafka.metrics], "1.2.3")
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert "# TYPE dunning_sink_messages_total counter" in text
+    assert "# TYPE dunning_consumer_lag gauge" in text
+    assert 'dunning_build_info{version="1.2.3"} 1.0' in text
+    assert "process_resident_memory_bytes" in text
+    for other in (streams.worker.metrics, projections.metrics):  # another process's: not even as zeros
+        for name in (value._name for value in vars(other).values() if hasattr(value, "_name")):
+            assert name not in text, name
 
 
 def test_metrics_listens_on_loopback_unless_told_otherwise(start):
@@ -97,9 +112,9 @@ def test_port_zero_serves_nothing():
 
 def test_metrics_host_setting():
     assert Settings().metrics_host == "127.0.0.1"
-    assert Settings.from_env({}).metrics_host == "127.0.0.1"
-    assert Settings.from_env({"METRICS_HOST": ""}).metrics_host == "127.0.0.1"  # not every interface
-    assert Settings.from_env({"METRICS_HOST": "0.0.0.0"}).metrics_host == "0.0.0.0"
+    assert load_settings({}).metrics_host == "127.0.0.1"
+    assert load_settings({"METRICS_HOST": ""}).metrics_host == "127.0.0.1"  # not every interface
+    assert load_settings({"METRICS_HOST": "0.0.0.0"}).metrics_host == "0.0.0.0"
 
 
 @pytest.mark.parametrize("command", ["cmd_worker", "cmd_sink", "cmd_project", "cmd_clock"])
@@ -109,12 +124,12 @@ def test_every_command_serves_metrics_on_the_configured_host(monkeypatch, comman
 
     calls = []
 
-    def fake_serve_metrics(port, host="127.0.0.1"):
+    def fake_serve_metrics(port, host="127.0.0.1", *groups_and_version):
         calls.append((port, host))
         raise Served  # stop before the command needs a broker
 
     monkeypatch.setattr(cli, "serve_metrics", fake_serve_metrics)
-    settings = Settings.from_env({"METRICS_PORT": "9100", "METRICS_HOST": "0.0.0.0"})
+    settings = load_settings({"METRICS_PORT": "9100", "METRICS_HOST": "0.0.0.0"})
     with pytest.raises(Served):
         getattr(cli, command)(settings, argparse.Namespace(start=None, days=1, interval=1.0))
     assert calls == [(9100, "0.0.0.0")]

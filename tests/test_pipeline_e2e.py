@@ -10,19 +10,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.publisher import Publisher
-from dunning.config import SAMPLES
-from dunning.drive import drive, wait_until_day_done
-from dunning.kafka_io import make_producer
-from dunning.sample_ledger import Day, sample_days
-from dunning.stack import Stack
-from dunning.watch import pipeline_watcher
+from harness import SAMPLE_POLICY
+from harness.drive import drive, wait_until_day_done
+from harness.sample_ledger import Day, sample_days
+from harness.stack import Stack
+from harness.watch import pipeline_watcher
 from projections.db import make_engine, migrate
 from projections.models import Action, Debtor
+from schemas import topics
 from schemas.codec import Codec
-from streams import topics
 from streams.core import events as ev
 from streams.core.policy import policy_from_yaml
 from streams.core.simulate import simulate
+from streams.kafka.clients import make_producer
 from tests.support import free_port, postgres_database, start_smtp, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
@@ -149,7 +149,7 @@ def test_streaming_pipeline_and_simulate_produce_the_same_actions(stack, publish
     debtors = {e.debtor_id for day in timeline for e in day.ledger if isinstance(e, ev.DebtorRegistered)}
     wait_until_day_done(watcher, debtors, timeline[-1].date, timeout=120)
 
-    policy = policy_from_yaml((SAMPLES / "policy.yaml").read_text())
+    policy = policy_from_yaml(SAMPLE_POLICY.read_text())
     expected = {o.action_id for o in simulate([e for d in timeline for e in d.events()], policy)
                 if isinstance(o, ev.DunningActionDue)}
     streamed = {a.action_id for a in watcher.events("DunningActionDue") if a.debtor_id in debtors}

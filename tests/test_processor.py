@@ -6,11 +6,12 @@ from datetime import date, timedelta
 
 import pytest
 
+from schemas import topics
 from schemas.codec import Codec
-from streams import topics
 from streams.core import events as ev
-from streams.processor import LedgerProcessor, Record, partition_of
-from streams.state_codec import decode_state
+from streams.kafka.records import Record, partition_of
+from streams.worker.processor import LedgerProcessor
+from streams.worker.state_codec import decode_state
 from tests.scenario import sample_policy
 
 PARTITIONS = 4
@@ -119,10 +120,10 @@ def test_a_state_written_by_another_worker_is_decoded_not_taken_from_the_cache(c
 
 def test_an_unreachable_schema_registry_stops_the_batch_instead_of_dead_lettering_good_data(codec):
     from schemas.codec import DecodeError
-    from schemas.confluent import ConfluentRegistry
+    from schemas.registry import SchemaRegistry
     from tests.support import free_port
 
-    offline = Codec(ConfluentRegistry(f"http://127.0.0.1:{free_port()}", timeout=1.0))
+    offline = Codec(SchemaRegistry(f"http://127.0.0.1:{free_port()}", timeout=1.0))
     processor = LedgerProcessor(offline, sample_policy(), PARTITIONS)
     value = codec.encode(topics.LEDGER.name, ev.DebtorRegistered("t-reg", "T1", "Tess", "B2B"))
     record = Record(topics.LEDGER.name, 0, 1, b"T1", value, 0.0)
@@ -190,7 +191,7 @@ def test_a_revoked_partition_leaves_the_gauges(codec):
 
 
 def test_a_dead_letter_of_a_record_too_large_to_copy_points_to_it_instead(codec):
-    from streams.processor import MAX_ORIGINAL_BYTES, dead_letter_for
+    from streams.kafka.records import MAX_ORIGINAL_BYTES, dead_letter_for
 
     letter = dead_letter_for(topics.LEDGER.name, 2, 41, b"K", b"x" * (MAX_ORIGINAL_BYTES + 1), "cannot decode: y" * 500)
     assert letter.original_value == b""

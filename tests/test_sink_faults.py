@@ -16,12 +16,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 
-from dunning.kafka_io import make_producer
-from dunning.stack import Stack
-from dunning.watch import TopicWatcher
+from harness.stack import Stack
+from harness.watch import TopicWatcher
 from projections.db import migrate
+from schemas import topics
 from schemas.codec import Codec
-from streams import topics
+from streams.kafka.clients import make_producer
 from tests.support import CollectingHandler, free_port, log_events, postgres_database, start_smtp, wait_until
 from tests.test_sinks import make_action
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import email
 import email.policy
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -21,10 +20,8 @@ from sinks.channels import ChannelSink, SendDeferred
 from sinks.email import (
     OutboxFolderSender,
     SmtpSender,
-    mail_from_env,
     message_id_for,
     safe_token,
-    sender_from_env,
 )
 from sinks.formatting import format_long_date, format_money
 from sinks.outbox import Claim, Outbox, outbox_table
@@ -571,11 +568,3 @@ def test_a_password_that_breaks_the_url_is_refused_without_showing_it(url):
         assert fragment not in message, message
 
 
-def test_senders_and_from_address_come_from_the_environment():
-    smtp = sender_from_env({"SMTP_URL": "smtps://u:p@mail.example.com"})
-    folder = sender_from_env({})
-
-    assert isinstance(smtp, SmtpSender) and smtp.scheme == "smtps"
-    assert isinstance(folder, OutboxFolderSender) and folder.path == Path("var/outbox")
-    assert mail_from_env({}) == "debiteurenbeheer@localhost"
-    assert mail_from_env({"MAIL_FROM": "ar@example.com"}) == "ar@example.com"

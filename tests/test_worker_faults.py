@@ -17,20 +17,21 @@ from datetime import date, timedelta
 import pytest
 
 from connectors.publisher import Publisher
-from dunning.config import Settings
-from dunning.embedded import EmbeddedBroker
-from dunning.kafka_io import end_offsets, ensure_topics, make_producer
-from dunning.stack import Stack
-from dunning.watch import TopicWatcher
+from harness.embedded import EmbeddedBroker
+from harness.stack import Stack
+from harness.watch import TopicWatcher
+from schemas import topics
 from schemas.codec import Codec
-from streams import faults, topics
-from streams.app import _write, create_app
-from streams.batching import Abandoned, BatchAgent, BatchRunner
 from streams.core import events as ev
 from streams.core.pipeline import Pipeline
 from streams.core.references import betalingskenmerk_for
-from streams.processor import BatchResult, Record
-from streams.producer import BatchProducer, DeliveryFailed
+from streams.kafka import faults
+from streams.kafka.clients import EMBEDDED, end_offsets, ensure_topics, make_producer
+from streams.kafka.producer import BatchProducer, DeliveryFailed
+from streams.kafka.records import Record
+from streams.worker.app import _write, create_app
+from streams.worker.batching import Abandoned, BatchAgent, BatchRunner
+from streams.worker.processor import BatchResult
 from tests.scenario import sample_policy
 
 PARTITIONS = 4
@@ -132,7 +133,8 @@ def test_a_failed_changelog_write_leaves_the_table_as_it_was(tmp_path):
     changelog has them, so a batch that is done again finds its events not yet applied."""
     with EmbeddedBroker() as broker:
         ensure_topics(broker.bootstrap, PARTITIONS)
-        app = create_app(Settings(data_dir=tmp_path), broker.bootstrap, sample_policy(), Codec())
+        app = create_app(broker.bootstrap, EMBEDDED, sample_policy(), Codec(), partitions=PARTITIONS, store="memory://",
+                         data_dir=tmp_path)
         table = app.tables["debtor-state"]
         record = Record(topics.LEDGER.name, 1, 7, b"D1", b"", 0.0)
         result = BatchResult(states={b"D1": (b"x" * 5000, record)})
@@ -140,12 +142,12 @@ def test_a_failed_changelog_write_leaves_the_table_as_it_was(tmp_path):
         async def write_twice() -> None:
             refusing = BatchProducer(broker.bootstrap, **{"message.max.bytes": 2000})
             with pytest.raises(DeliveryFailed) as failed:
-                await _write(refusing, table, result)
+                await _write(refusing, table, result, seal=True)
             assert failed.value.permanent
             assert b"D1" not in table.data
             await asyncio.to_thread(refusing.close)
             producer = BatchProducer(broker.bootstrap)
-            await _write(producer, table, result)
+            await _write(producer, table, result, seal=True)
             await asyncio.to_thread(producer.close)
 
         asyncio.run(write_twice())

@@ -16,13 +16,13 @@ from typing import Iterator
 import pytest
 
 from connectors.publisher import Publisher
-from dunning.kafka_io import end_offsets
-from dunning.stack import Stack
-from dunning.watch import TopicWatcher
+from harness.stack import Stack
+from harness.watch import TopicWatcher
+from schemas import topics
 from schemas.codec import Codec
-from schemas.confluent import ConfluentRegistry
-from streams import topics
+from schemas.registry import SchemaRegistry
 from streams.core import events as ev
+from streams.kafka.clients import end_offsets
 from tests.support import start_schema_registry
 
 pytestmark = [pytest.mark.broker]
@@ -34,7 +34,7 @@ def stuck_on_a_registry_outage(tmp_path) -> Iterator[tuple]:
     """A worker whose ledger batch with an invoice has failed twice for want of the
     registry; yields the stack, the registry and a watcher of the snapshots."""
     server, registry = start_schema_registry()
-    codec = Codec(ConfluentRegistry(server.url))
+    codec = Codec(SchemaRegistry(server.url))
     registration = ev.DebtorRegistered("r-1", "R1", "Retry BV", "B2B", email="ap@retry.example")
     invoice = ev.InvoiceIssued("r-inv-1", "R1", "R-F1", date(2025, 3, 3), date(2025, 3, 17), 42_000)
     codec.encode(topics.LEDGER.name, invoice)  # registered now, so the publisher needs no registry later

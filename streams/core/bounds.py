@@ -9,7 +9,7 @@ that stops on a string too long for its column, a worker that cannot encode a ba
 ``check(event)`` raises ``InvalidEvent(reason, field)`` for the first field of ``event``
 outside its bounds. It is called at every edge of the core, where events come in, so that
 ``dunning publish`` (``schemas.json_form``), ``dunning simulate`` (``streams.core.simulate``)
-and the worker (``streams.processor``, right after decoding) refuse alike; the in-memory
+and the worker (``streams.worker.processor``, right after decoding) refuse alike; the in-memory
 topology (``Pipeline``) takes the events it is given as checked. The inputs and the matcher's
 two internal hops are checked (``CHECKED_TYPES``); the core's own outputs pass.
 
@@ -34,6 +34,8 @@ from typing import Callable
 
 import email_validator
 from email_validator import EmailNotValidError, validate_email
+from schwifty import IBAN
+from schwifty.exceptions import SchwiftyException
 
 from streams.core import events as ev
 from streams.core.references import normalise
@@ -209,6 +211,21 @@ class Email:
             raise ev.InvalidEvent(f"{_show(value)} is not one e-mail address: {exc}", field) from None
 
 
+class Iban:
+    """An IBAN whose country, length and check digits ``schwifty`` accepts (ISO 13616):
+    a payer's account that fails them was misread, and would be matched or refunded wrongly."""
+
+    test = None
+    _text = Text(34, min_length=1)  # the longest IBAN
+
+    def check(self, value: str, field: str) -> None:
+        self._text.check(value, field)
+        try:
+            IBAN(value)
+        except SchwiftyException as exc:
+            raise ev.InvalidEvent(f"{_show(value)} is not a valid IBAN: {exc}", field) from None
+
+
 # The validator takes 30 to 50 µs an address, more than the core takes for an event. Most
 # addresses are plain: ASCII letters and digits with single dots, hyphens, pluses or
 # underscores between them, at a domain of such labels (no "--", so no punycode) under a
@@ -291,8 +308,8 @@ BOUNDS: dict = {
     "payment_reference": Reference(64),
     "structured_reference": Reference(64),
     "reference": Reference(64, min_length=1),  # ReferenceIssued: the normalised form
-    "payer_iban": Text(34),  # the longest IBAN; other account numbers fit too
-    "account_iban": Text(34),
+    "payer_iban": Iban(),
+    "account_iban": Iban(),
     # money
     "currency": CURRENCY,
     "amount_minor": AMOUNT,

@@ -36,7 +36,7 @@ SETTLED_PROMISES_KEPT = 5
 # Missed days beyond this are not replayed one by one (a debtor dormant for years).
 MAX_CATCH_UP_DAYS = 366
 # The invoices one debtor may hold (open ones and settled ones within RETENTION): its state
-# and snapshot grow with them and each travel as one record (``streams.topics.MAX_RECORD_BYTES``;
+# and snapshot grow with them and each travel as one record (``schemas.topics.MAX_RECORD_BYTES``;
 # at this bound the state takes 1.2 MB compressed, the snapshot 3.7 MB).
 MAX_ITEMS = 100_000
 

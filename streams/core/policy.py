@@ -3,18 +3,33 @@
 A policy is read from YAML (see ``dunning/samples/policy.yaml``). Segments are tried in
 order; the first whose ``match`` fits the debtor picks the workflow. Intercompany
 debtors are never dunned.
+
+Every key and value is checked, so a typo is refused rather than silently changing what
+debtors receive. The channels and templates the platform ships live outside the core:
+the caller passes them in (``check_policy``).
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import yaml
 
-CHANNELS = ("email", "sms", "letter", "call", "collection")
 TONES = ("friendly", "neutral", "firm", "formal")
 MATCHABLE = ("kind", "segment", "language", "branch", "salesperson", "currency")
+KINDS = ("B2B", "B2C")  # exactly as the events carry them: a match is case-sensitive
+
+# The keys each level of the file may hold.
+TOP_KEYS = ("segments", "workflows", "limits")
+SEGMENT_KEYS = ("name", "match", "workflow")
+WORKFLOW_KEYS = ("steps", "min_amount_minor")
+STEP_KEYS = ("name", "offset_days", "channel", "template", "tone", "collection_costs", "term_days")
+LIMIT_KEYS = ("warning_share",)
+
+_CURRENCY = re.compile(r"[A-Z]{3}")  # ISO 4217, as the events carry it
 
 
 class PolicyError(ValueError):
@@ -87,61 +102,143 @@ class Policy:
         return None
 
 
-def policy_from_yaml(text: str, source: str = "policy") -> Policy:
+@dataclass(frozen=True, slots=True)
+class PolicyCheck:
+    """A policy that passed, and what in it is allowed but probably not meant."""
+
+    policy: Policy
+    warnings: tuple[str, ...] = ()
+
+
+def check_policy(
+    text: str,
+    source: str = "policy",
+    *,
+    channels: Collection[str],
+    templates: Mapping[str, Collection[str]],
+) -> PolicyCheck:
+    """Read a policy as the product does: every channel and template checked, warnings kept.
+
+    ``channels``: the channel names the sinks deliver. ``templates``: language -> the
+    template names shipped in it; a step's template must exist in every language.
+    """
+    policy, warnings = _read(_load(text, source), source, channels, templates)
+    return PolicyCheck(policy, tuple(warnings))
+
+
+def policy_from_yaml(
+    text: str,
+    source: str = "policy",
+    *,
+    channels: Collection[str] | None = None,
+    templates: Mapping[str, Collection[str]] | None = None,
+) -> Policy:
+    """The policy in ``text``; warnings dropped. None skips the channel or template check."""
+    return policy_from_dict(_load(text, source), source, channels=channels, templates=templates)
+
+
+def policy_from_dict(
+    data: Mapping[str, Any],
+    source: str = "policy",
+    *,
+    channels: Collection[str] | None = None,
+    templates: Mapping[str, Collection[str]] | None = None,
+) -> Policy:
+    return _read(data, source, channels, templates)[0]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice: PyYAML would silently keep the last one."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` may be overridden key by key; that is YAML, not a typo
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark, f"found key {key!r} twice", key_node.start_mark)
+                seen.add(key)
+            except TypeError:
+                pass  # an unhashable key: the base class refuses it
+        return super().construct_mapping(node, deep)
+
+
+def _load(text: str, source: str) -> Any:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise PolicyError(f"{source}: expected a mapping at the top level")
-    return policy_from_dict(data, source)
+    return data
 
 
-def policy_from_dict(data: Mapping[str, Any], source: str = "policy") -> Policy:
+def _read(
+    data: Mapping[str, Any],
+    source: str,
+    channels: Collection[str] | None,
+    templates: Mapping[str, Collection[str]] | None,
+) -> tuple[Policy, list[str]]:
+    if channels is not None:
+        channels = tuple(sorted(channels))
+    if templates is not None:
+        if not templates:
+            raise ValueError("templates: no language given, so no template could pass")
+        templates = {language: frozenset(names) for language, names in templates.items()}
+    _known_keys(data, TOP_KEYS, f"{source}: ")
+
     workflows: dict[str, Workflow] = {}
     for wf_name, wf in _mapping(data, "workflows", source).items():
         where = f"{source}: workflows.{wf_name}"
-        raw_steps = wf.get("steps") if isinstance(wf, dict) else None
+        if not isinstance(wf_name, str):
+            raise PolicyError(f"{where}: a workflow name must be text")
+        if not isinstance(wf, dict):
+            raise PolicyError(f"{where}: expected a mapping with steps")
+        _known_keys(wf, WORKFLOW_KEYS, f"{where}.")
+        raw_steps = wf.get("steps")
         if not isinstance(raw_steps, list) or not raw_steps:
             raise PolicyError(f"{where}.steps: expected a non-empty list of steps")
-        steps = tuple(_step(raw, f"{where}.steps[{i}]") for i, raw in enumerate(raw_steps))
+        steps = tuple(_step(raw, f"{where}.steps[{i}]", channels, templates) for i, raw in enumerate(raw_steps))
         offsets = [s.offset_days for s in steps]
         if offsets != sorted(offsets) or len(set(offsets)) != len(offsets):
             raise PolicyError(f"{where}.steps: offset_days must strictly increase, got {offsets}")
         min_amount = wf.get("min_amount_minor", 0)
-        if not isinstance(min_amount, int) or min_amount < 0:
+        if not _is_whole(min_amount) or min_amount < 0:
             raise PolicyError(f"{where}.min_amount_minor: expected a whole number >= 0")
         workflows[wf_name] = Workflow(wf_name, steps, min_amount)
 
+    languages = tuple(sorted(templates)) if templates is not None else None
     segments = []
     raw_segments = data.get("segments")
     if not isinstance(raw_segments, list) or not raw_segments:
         raise PolicyError(f"{source}: segments: expected a non-empty list")
     for i, raw in enumerate(raw_segments):
         where = f"{source}: segments[{i}]"
-        if not isinstance(raw, dict) or "name" not in raw or "workflow" not in raw:
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{where}: expected a mapping with name and workflow")
+        _known_keys(raw, SEGMENT_KEYS, f"{where}.")
+        if "name" not in raw or "workflow" not in raw:
             raise PolicyError(f"{where}: expected name and workflow")
-        if raw["workflow"] not in workflows:
-            raise PolicyError(f"{where}.workflow: unknown workflow {raw['workflow']!r}")
-        match = raw.get("match") or {}
+        name = _text(raw["name"], f"{where}.name")
+        workflow = _text(raw["workflow"], f"{where}.workflow")
+        if workflow not in workflows:
+            raise PolicyError(f"{where}.workflow: unknown workflow {workflow!r}{_hint(workflow, workflows)}")
+        match = raw.get("match", {})  # left out: every debtor
         if not isinstance(match, dict):
-            raise PolicyError(f"{where}.match: expected a mapping")
-        for key in match:
-            if key not in MATCHABLE:
-                raise PolicyError(f"{where}.match.{key}: can match only on {', '.join(MATCHABLE)}")
-        pairs = tuple(
-            (key, tuple(value) if isinstance(value, list) else (value,))
-            for key, value in sorted(match.items())
-        )
-        segments.append(Segment(str(raw["name"]), raw["workflow"], pairs))
+            raise PolicyError(f"{where}.match: expected a mapping (leave match out to match every debtor)")
+        segments.append(Segment(name, workflow, _match(match, f"{where}.match", languages)))
 
-    limits = data.get("limits") or {}
+    limits = data.get("limits", {})
     if not isinstance(limits, dict):
         raise PolicyError(f"{source}: limits: expected a mapping")
+    _known_keys(limits, LIMIT_KEYS, f"{source}: limits.")
     share = limits.get("warning_share", 0.9)
-    if not isinstance(share, (int, float)) or not 0 < share <= 1:
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
         raise PolicyError(f"{source}: limits.warning_share: expected a number in (0, 1]")
-    return Policy(tuple(segments), workflows, round(share * 10000))
+    return Policy(tuple(segments), workflows, round(share * 10000)), _warnings(segments, workflows, source)
 
 
 def _mapping(data: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any]:
@@ -151,34 +248,142 @@ def _mapping(data: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any
     return value
 
 
-def _step(raw: Any, where: str) -> Step:
+def _step(
+    raw: Any,
+    where: str,
+    channels: tuple[str, ...] | None,
+    templates: Mapping[str, frozenset[str]] | None,
+) -> Step:
     if not isinstance(raw, dict):
         raise PolicyError(f"{where}: expected a mapping")
+    _known_keys(raw, STEP_KEYS, f"{where}.")
     for key in ("name", "offset_days", "channel", "template"):
         if key not in raw:
             raise PolicyError(f"{where}.{key}: missing")
-    if not isinstance(raw["offset_days"], int) or isinstance(raw["offset_days"], bool):
+    name = _text(raw["name"], f"{where}.name")
+    if not _is_whole(raw["offset_days"]):
         raise PolicyError(f"{where}.offset_days: expected a whole number of days")
-    if raw["channel"] not in CHANNELS:
-        raise PolicyError(f"{where}.channel: {raw['channel']!r} is not one of {', '.join(CHANNELS)}")
+    channel = _text(raw["channel"], f"{where}.channel")
+    if channels is not None:
+        _one_of(channel, channels, f"{where}.channel")
+    template = _text(raw["template"], f"{where}.template")
+    if templates is not None:
+        _shipped(template, templates, name, f"{where}.template")
     tone = raw.get("tone", "neutral")
-    if tone not in TONES:
-        raise PolicyError(f"{where}.tone: {tone!r} is not one of {', '.join(TONES)}")
+    _one_of(tone, TONES, f"{where}.tone")
     term_days = raw.get("term_days", 0)
-    if not isinstance(term_days, int) or isinstance(term_days, bool) or term_days < 0:
+    if not _is_whole(term_days) or term_days < 0:
         raise PolicyError(f"{where}.term_days: expected a whole number of days >= 0")
-    collection_costs = bool(raw.get("collection_costs", False))
+    # bool("no") is True: only a real YAML boolean may switch the statutory costs on or off.
+    collection_costs = raw.get("collection_costs", False)
+    if not isinstance(collection_costs, bool):
+        raise PolicyError(f"{where}.collection_costs: expected true or false, got {collection_costs!r}")
     if collection_costs and term_days < STATUTORY_TERM_DAYS:
         raise PolicyError(
             f"{where}.term_days: a step that names the collection costs must give at least "
             f"{STATUTORY_TERM_DAYS} days to pay (the consumer's 14-day letter), got {term_days}"
         )
     return Step(
-        name=str(raw["name"]),
+        name=name,
         offset_days=raw["offset_days"],
-        channel=raw["channel"],
-        template=str(raw["template"]),
+        channel=channel,
+        template=template,
         tone=tone,
         collection_costs=collection_costs,
         term_days=term_days,
     )
+
+
+def _match(
+    raw: Mapping[str, Any], where: str, languages: tuple[str, ...] | None
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    _known_keys(raw, MATCHABLE, f"{where}.")
+    pairs = []
+    for key, value in sorted(raw.items()):
+        values = value if isinstance(value, list) else [value]
+        for i, item in enumerate(values):
+            here = f"{where}.{key}[{i}]" if isinstance(value, list) else f"{where}.{key}"
+            _text(item, here)
+            if key == "kind":
+                _one_of(item, KINDS, here)
+            elif key == "currency" and not _CURRENCY.fullmatch(item):
+                hint = f" (did you mean {item.upper()}?)" if _CURRENCY.fullmatch(item.upper()) else ""
+                raise PolicyError(f"{here}: {item!r} is not a currency code of 3 upper-case letters{hint}")
+            elif key == "language" and languages is not None:
+                # No debtor of a language without templates could be sent a message.
+                _one_of(item, languages, here)
+        pairs.append((key, tuple(values)))
+    return tuple(pairs)
+
+
+def _shipped(template: str, templates: Mapping[str, frozenset[str]], step: str, where: str) -> None:
+    missing = sorted(language for language, names in templates.items() if template not in names)
+    if missing:
+        everywhere = sorted(frozenset.intersection(*templates.values()))
+        raise PolicyError(
+            f"{where}: step {step!r} names template {template!r}, missing in {', '.join(missing)}"
+            f"{_hint(template, everywhere)}"
+        )
+
+
+def _warnings(segments: list[Segment], workflows: Mapping[str, Workflow], source: str) -> list[str]:
+    warnings = []
+    for i, segment in enumerate(segments):
+        where = f"{source}: segments[{i}] ({segment.name})"
+        if any(not values for _, values in segment.match):
+            warnings.append(f"{where}: can match no debtor: a match key lists no value")
+            continue
+        for j, earlier in enumerate(segments[:i]):
+            if _covers(earlier, segment):
+                warnings.append(
+                    f"{where}: can match no debtor: segments[{j}] ({earlier.name}) before it "
+                    "already matches every debtor it would"
+                )
+                break
+    used = {segment.workflow for segment in segments}
+    warnings.extend(f"{source}: workflows.{name}: no segment uses this workflow" for name in workflows if name not in used)
+    return warnings
+
+
+def _covers(earlier: Segment, later: Segment) -> bool:
+    """Whether every debtor ``later`` fits is fitted by ``earlier`` first: earlier matches on
+    no key later leaves free, and accepts at least the values later accepts."""
+    later_match = dict(later.match)
+    return all(key in later_match and set(later_match[key]) <= set(values) for key, values in earlier.match)
+
+
+def _known_keys(raw: Mapping[Any, Any], known: tuple[str, ...], prefix: str) -> None:
+    for key in raw:
+        if key not in known:
+            hint = _nearest(str(key), known)
+            refusal = f"did you mean {hint}?" if hint else f"known: {', '.join(known)}"
+            raise PolicyError(f"{prefix}{key}: unknown key ({refusal})")
+
+
+def _one_of(value: Any, known: tuple[str, ...], where: str) -> None:
+    if value not in known:
+        raise PolicyError(f"{where}: {value!r} is not one of {', '.join(known)}{_hint(str(value), known)}")
+
+
+def _hint(word: str, known: Collection[str]) -> str:
+    nearest = _nearest(word, known)
+    return f" (did you mean {nearest}?)" if nearest else ""
+
+
+def _nearest(word: str, known: Collection[str]) -> str | None:
+    """The known word closest to ``word``, case ignored (so b2c finds B2C), if any is close."""
+    by_lower = {name.lower(): name for name in known}
+    close = difflib.get_close_matches(word.lower(), by_lower, n=1)
+    return by_lower[close[0]] if close else None
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        # YAML reads yes/no/on/off unquoted as booleans: `language: no` is False.
+        quote = " (quote it: YAML reads yes, no, on and off as true and false)" if isinstance(value, bool) else ""
+        raise PolicyError(f"{where}: expected non-empty text, got {value!r}{quote}")
+    return value
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # YAML's true is an int to Python

@@ -26,25 +26,30 @@ What the loop owns, so that no handler has to get it right alone:
 from __future__ import annotations
 
 import contextvars
+import json
 import signal
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Iterable, Optional, Protocol
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from schemas.codec import Codec, DecodeError
-from streams import metrics, topics
-from streams.faults import describe, retry_pause
-from streams.processor import dead_letter_for
+from schemas import topics
+from schemas.codec import Codec
+from streams.kafka import metrics
+from streams.kafka.clients import produce
+from streams.kafka.faults import describe, retry_pause
+from streams.kafka.records import Unusable, dead_letter_for, decode_for, output_of
 
 log = structlog.get_logger(__name__)
 
 POLL_SECONDS = 0.1  # how often the loop polls the consumer while a handler works or waits
 STOP_GRACE_SECONDS = 5.0
+STATISTICS_MS = 5000  # how often librdkafka reports the consumer lag
 FLUSH_SECONDS = 10.0
 
 
@@ -55,6 +60,7 @@ class Incoming:
     offset: int
     key: Optional[bytes]
     event: object
+    timestamp: float = 0.0  # seconds since the epoch, from the record
 
 
 class Handler(Protocol):
@@ -65,7 +71,7 @@ class Handler(Protocol):
 
     def handle(self, records: list[Incoming]) -> list[object]:
         """Do the work for ``records``, idempotently; return the events to produce (each
-        goes to its topic, ``streams.topics.OUTPUT_TOPIC``)."""
+        goes to its topic, ``schemas.topics.OUTPUT_TOPIC``)."""
 
     def is_transient(self, error: BaseException) -> bool:
         """Whether trying again later may succeed."""
@@ -91,7 +97,8 @@ class ConsumerLoop:
         self.codec = codec
         self.producer = producer
         self.fetch_size = fetch_size
-        self.consumer = Consumer({**consumer_config, "group.id": handler.group, "enable.auto.commit": False})
+        self.consumer = Consumer({**consumer_config, "group.id": handler.group, "enable.auto.commit": False,
+                                  "statistics.interval.ms": STATISTICS_MS, "stats_cb": self._statistics})
         self.allowed = {spec.name: spec.types for spec in handler.topics}
         self.stopping = threading.Event()
         self._stop_requested_at: Optional[float] = None
@@ -212,30 +219,23 @@ class ConsumerLoop:
                 metrics.TOMBSTONES.labels(message.topic()).inc()
                 continue
             try:
-                event = self.codec.decode(value)
-            except DecodeError as exc:
-                if exc.transient:
-                    raise
-                out.extend(self._dead_letter(message, exc, field="decode"))
+                event = decode_for(self.codec, message.topic(), value, self.allowed[message.topic()])
+            except Unusable as exc:
+                out.extend(self._dead_letter(message, exc, field=exc.field))
                 continue
-            if not isinstance(event, self.allowed[message.topic()]):
-                out.extend(self._dead_letter(
-                    message, ValueError(f"{type(event).__name__} does not belong on {message.topic()}"), field="type"))
-                continue
-            incoming.append(Incoming(message.topic(), message.partition(), message.offset(), message.key(), event))
+            incoming.append(Incoming(message.topic(), message.partition(), message.offset(), message.key(), event,
+                                     message.timestamp()[1] / 1000))
         return incoming
 
     def _encode(self, events: Iterable[object]) -> list[tuple[str, Optional[bytes], bytes]]:
-        out = []
-        for event in events:
-            topic = topics.OUTPUT_TOPIC[type(event)].name
-            key = topics.key_of(event)
-            out.append((topic, key.encode() if key is not None else None, self.codec.encode(topic, event)))
-        return out
+        return [(output.topic, output.key, output.value) for output in map(partial(output_of, self.codec), events)]
 
     def _dead_letter(self, message: Message, error: BaseException, given_up: bool = False,
                      field: str = "processing") -> list[tuple[str, Optional[bytes], bytes]]:
-        reason = f"{'gave up' if given_up else 'cannot be processed'}: {describe(error)}"
+        if isinstance(error, Unusable):  # worded as the worker words it
+            reason = error.reason
+        else:
+            reason = f"{'gave up' if given_up else 'cannot be processed'}: {describe(error)}"
         log.error("record dead-lettered", group=self.handler.group, topic=message.topic(),
                   partition=message.partition(), offset=message.offset(), reason=reason)
         metrics.DEAD_LETTERS.labels(message.topic(), field).inc()
@@ -284,13 +284,11 @@ class ConsumerLoop:
             if error is not None:
                 failed.append(record)
 
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key, on_delivery=report)
-                return
-            except BufferError:  # librdkafka's queue is full: let it drain
-                self.producer.poll(0.05)
-                self._keep_membership(0)
+        def while_full() -> None:  # librdkafka's queue drains as the broker acknowledges
+            self.producer.poll(0.05)
+            self._keep_membership(0)
+
+        produce(self.producer, topic, value, key, on_delivery=report, while_full=while_full)
 
     # ------------------------------------------------------------------ waiting
 
@@ -334,6 +332,12 @@ class ConsumerLoop:
             at = TopicPartition(message.topic(), message.partition(), message.offset())
             self.consumer.pause([at])
             self.consumer.seek(at)
+
+    def _statistics(self, report: str) -> None:
+        """librdkafka's statistics: the consumer lag of each partition held, by topic."""
+        for topic, figures in json.loads(report).get("topics", {}).items():
+            lags = [p.get("consumer_lag", -1) for p in figures.get("partitions", {}).values()]
+            metrics.CONSUMER_LAG.labels(self.handler.group, topic).set(sum(lag for lag in lags if lag > 0))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         consumer.assign(partitions)

@@ -8,7 +8,6 @@ have caught up and prints what happened, read back from the read models.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,11 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from connectors.publisher import Publisher
-from dunning.config import Settings
-from dunning.drive import drive, wait_until_day_done
-from dunning.sample_ledger import sample_days
-from dunning.stack import Stack
-from dunning.watch import pipeline_watcher
+from harness.drive import drive, wait_until_day_done
+from harness.sample_ledger import sample_days
+from harness.stack import Stack
+from harness.watch import pipeline_watcher
 from projections import queries
 from projections.db import make_engine, migrate
 from projections.models import Action, Debtor
@@ -67,33 +65,33 @@ def summary(engine, started: float, dead_letters: int, outbox: Path | None) -> d
         }
 
 
-def run_demo(settings: Settings, as_json: bool = False, days: int = 90) -> int:
+def run_demo(data_dir: Path, *, partitions: int, database_url: str | None, smtp_url: str | None,
+             bootstrap: str | None, codec: Codec, as_json: bool = False, days: int = 90) -> int:
+    """Runs the demo with its files (read models, outbox, one log per process) in
+    ``data_dir``; prints the summary, and nothing else, on stdout."""
     started = time.monotonic()
-    data_dir = settings.data_dir / "demo"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True)
-    db_url = settings.database_url or f"sqlite:///{data_dir / 'dunning.db'}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db_url = database_url or f"sqlite:///{data_dir / 'dunning.db'}"
     env = {"DATABASE_URL": db_url}
-    if settings.smtp_url:
-        env["SMTP_URL"] = settings.smtp_url
+    if smtp_url:
+        env["SMTP_URL"] = smtp_url
     timeline = sample_days(days=days)
     debtor_ids = {e.debtor_id for day in timeline for e in day.ledger if isinstance(e, ev.DebtorRegistered)}
 
     engine = make_engine(db_url)
     migrate(engine)
-    codec = Codec.from_env()
-    with Stack(data_dir, settings.partitions, env, bootstrap=settings.kafka_bootstrap) as stack:
+    with Stack(data_dir, partitions, env, bootstrap=bootstrap) as stack:
         for role in ("worker", "sink", "project"):
             stack.start(role)
         watcher = pipeline_watcher(stack.bootstrap, codec).start()
         try:
-            publisher = Publisher(stack.bootstrap, codec, settings.partitions)
+            publisher = Publisher(stack.bootstrap, codec, partitions)
             drive(publisher, watcher, timeline, timeout=120)
             wait_until_day_done(watcher, debtor_ids, timeline[-1].date, timeout=120)
             actions = {a.action_id for a in watcher.events("DunningActionDue")}
             wait_for_projection(engine, len(debtor_ids), timeline[-1].date, len(actions))
             report = summary(engine, started, len(watcher.events("DeadLetter")),
-                             None if settings.smtp_url else data_dir / "outbox")
+                             None if smtp_url else data_dir / "outbox")
         finally:
             watcher.stop()
     print(json.dumps(report, indent=2, default=str) if as_json else render_summary(report, data_dir))
@@ -107,7 +105,8 @@ def _money(minor: int | None) -> str:
 
 
 def render_summary(report: dict, data_dir: Path) -> str:
-    lines = [f"Demo finished in {report['elapsed_seconds']} s (read models in {data_dir}).", ""]
+    lines = [f"Demo finished in {report['elapsed_seconds']} s (read models in {data_dir}, "
+             f"logs in {data_dir}/*.log).", ""]
     lines.append(f"Dunning actions: {report['actions_total']}")
     for row in report["actions_by_channel_and_step"]:
         lines.append(f"  {row['workflow']:<12} {row['step']}. {row['step_name']:<15} {row['channel']:<11} {row['actions']:>4}")

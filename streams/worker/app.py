@@ -1,4 +1,4 @@
-"""The Faust app: three thin agents over ``streams.processor``.
+"""The Faust app: three thin agents over ``streams.worker.processor``.
 
 - ``ledger``: debtor events and day ticks (topic dunning.ledger, keyed by debtor id);
   state in the table ``debtor-state``.
@@ -7,7 +7,7 @@
   the table ``payment-references``; matched payments go back to the ledger topic.
 
 Each agent receives a batch of records as Faust's consumer fetched them
-(``streams.batching``) and lets the processor work on it; then it sends all outputs and
+(``streams.worker.batching``) and lets the processor work on it; then it sends all outputs and
 waits until the broker has them, then sends each changed key's new value once to its
 table's changelog and waits again, and only then puts the new values into the table
 itself. The batch's offsets are acked after that, and committed by Faust. So a batch's
@@ -22,42 +22,38 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from pathlib import Path
 
 import faust
+import structlog
 from faust.streams import _current_event  # the context var Faust's tables read the partition from
 
-from dunning.config import Settings
+from schemas import topics
 from schemas.codec import Codec
-from streams import metrics, topics
-from streams.batching import batch_agent, use_batch_agents
 from streams.core.policy import Policy
-from streams.processor import (
-    BankProcessor,
-    BatchResult,
-    LedgerProcessor,
-    MatchingProcessor,
-    Record,
-    dead_letter_output,
-    lag_seconds,
-)
-from streams.producer import BatchProducer
+from streams.kafka.clients import Profile
+from streams.kafka.producer import BatchProducer
+from streams.kafka.records import Record, dead_letter_output
+from streams.worker import metrics
+from streams.worker.batching import batch_agent, use_batch_agents
+from streams.worker.processor import BankProcessor, BatchResult, LedgerProcessor, MatchingProcessor, lag_seconds
+
+log = structlog.get_logger(__name__)
 
 BATCH_SIZE = 2000  # records per fetch, over all topics and partitions
 
 
-def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec) -> faust.App:
+def create_app(bootstrap: str, profile: Profile, policy: Policy, codec: Codec, *, partitions: int,
+               store: str, data_dir: Path) -> faust.App:
     app = faust.App(
         "dunning-worker",
         broker=f"kafka://{bootstrap}",
-        store=settings.store,
-        datadir=str(settings.data_dir / "faust"),
-        topic_partitions=settings.partitions,
+        store=store,
+        datadir=str(data_dir / "faust"),
+        topic_partitions=partitions,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
-        # Short group timeouts: a group joins in seconds instead of minutes.
-        broker_rebalance_timeout=10,
-        broker_session_timeout=10,
-        broker_heartbeat_interval=1,
+        **profile.faust,  # the embedded broker's short group timeouts
         broker_max_poll_interval=120,  # a long batch under load must not cost the group membership
         broker_commit_interval=1.0,
         broker_max_poll_records=BATCH_SIZE,
@@ -65,16 +61,16 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
         web_enabled=False,
         table_standby_replicas=0,
     )
-    use_batch_agents(app)
+    use_batch_agents(app, profile.fetch_max_wait_ms)
 
     def topic(spec: topics.TopicSpec) -> faust.TopicT:
         return app.topic(spec.name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                         value_serializer="raw", partitions=settings.partitions)
+                         value_serializer="raw", partitions=partitions)
 
     def table(name: str) -> faust.Table:
         # Keys and values are bytes (the "raw" serializer) everywhere, so changelog
         # recovery restores them exactly as they were written.
-        return app.Table(name, key_type=bytes, value_type=bytes, partitions=settings.partitions,
+        return app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions,
                          extra_topic_configs=topics.TOPIC_CONFIG)
 
     producer = BatchProducer(bootstrap)
@@ -85,9 +81,14 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
 
     debtor_states = table("debtor-state")
     references = table("payment-references")
-    ledger = LedgerProcessor(codec, policy, settings.partitions)
+    ledger = LedgerProcessor(codec, policy, partitions)
     bank = BankProcessor(codec)
     matching = MatchingProcessor(codec)
+
+    @app.on_partitions_assigned.connect
+    async def say_assigned(sender, assigned, **kwargs) -> None:  # what an operator (and a test) waits for
+        log.info("partitions assigned", ledger_partitions=sorted(
+            tp.partition for tp in assigned if tp.topic == topics.LEDGER.name), partitions=len(assigned))
 
     @app.on_partitions_revoked.connect
     async def forget_revoked(sender, revoked, **kwargs) -> None:  # after the batches in hand are done
@@ -101,7 +102,7 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
         with metrics.BATCH_SECONDS.time():
             result = ledger.process(records, debtor_states.get, debtor_states.keys)
         await _send(producer, result)
-        await _write(producer, debtor_states, result)
+        await _write(producer, debtor_states, result, profile.seal_changelog)
         lag_seconds(records)
 
     @batch_agent(app, topic(topics.BANK), dead_letter)
@@ -113,7 +114,7 @@ def create_app(settings: Settings, bootstrap: str, policy: Policy, codec: Codec)
     async def matching_agent(records: list[Record]) -> None:
         result = matching.process(records, references.get)
         await _send(producer, result)
-        await _write(producer, references, result)
+        await _write(producer, references, result, profile.seal_changelog)
         lag_seconds(records)
 
     # Output topics are declared too, so they exist before anyone subscribes.
@@ -133,7 +134,7 @@ class _AtPartition:
         self.message = message
 
 
-async def _write(producer: BatchProducer, table: faust.Table, result: BatchResult) -> None:
+async def _write(producer: BatchProducer, table: faust.Table, result: BatchResult, seal: bool) -> None:
     """One write per changed key: to the changelog in the partition of the event that last
     changed it, and once the broker has every record, into the local store. The records
     are sent here and awaited, rather than through ``table[key] = value``: Faust queues
@@ -145,7 +146,8 @@ async def _write(producer: BatchProducer, table: faust.Table, result: BatchResul
         return
     changelog = table.changelog_topic.get_topic_name()
     await producer.send_all((changelog, key, value, record.partition) for key, (value, record) in result.states.items())
-    await _seal_changelog(producer, changelog, result)
+    if seal:
+        await _seal_changelog(producer, changelog, result)
     for key, (value, record) in result.states.items():
         # The RocksDB store picks its per-partition database from the current event.
         at = _AtPartition(record.origin)

@@ -38,16 +38,14 @@ import structlog
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import Message
 
-from streams import metrics
-from streams.faults import describe, is_transient, retry_pause
-from streams.processor import Record
+from streams.kafka import metrics as consumer_metrics
+from streams.kafka.faults import describe, is_transient, retry_pause
+from streams.kafka.records import Record
+from streams.worker import metrics
 
 log = structlog.get_logger(__name__)
 
-# The embedded broker answers a fetch for which it has no records only when the wait
-# runs out, even if records arrive meanwhile; Faust asks for 1,500 ms, which then adds
-# up to that much to every hop. A real broker answers as soon as records arrive.
-FETCH_MAX_WAIT_MS = 50
+LAG_REPORT_SECONDS = 1.0
 LANE_DEPTH = 2  # fetched batches an agent may have waiting
 STOP_GRACE_SECONDS = 5.0  # on shutdown, how long a batch in hand may take to finish
 
@@ -75,15 +73,20 @@ def batch_agent(app: faust.App, topic: faust.TopicT,
     return register
 
 
-def use_batch_agents(app: faust.App) -> None:
-    """Give ``app`` the consumer that feeds batch agents."""
+def use_batch_agents(app: faust.App, fetch_max_wait_ms: int | None = None) -> None:
+    """Give ``app`` the consumer that feeds batch agents. ``fetch_max_wait_ms``: how long a
+    fetch may wait for records (None: aiokafka's default). The embedded broker answers a
+    fetch with no records only when that wait runs out, even if records arrive meanwhile,
+    which adds up to the wait to every hop; a real broker answers as records arrive."""
     app.transport = Transport(app.conf.broker_consumer, app)
+    app.transport.fetch_max_wait_ms = fetch_max_wait_ms
 
 
 class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport):
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by the fetcher it creates on start
+        if transport.fetch_max_wait_ms is not None:
+            consumer._fetch_max_wait_ms = transport.fetch_max_wait_ms  # read by the fetcher it creates on start
         return consumer
 
 
@@ -91,6 +94,20 @@ class BatchConsumer(aiokafka_driver.Consumer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._lanes: dict[str, _Lane] = {}
+        self._next_lag_report = 0.0
+
+    def _report_lag(self, agents: dict) -> None:
+        """The records of each agent's topic not yet committed, over the partitions held."""
+        self._next_lag_report = time.monotonic() + LAG_REPORT_SECONDS
+        lag: dict[str, int] = {topic: 0 for topic in agents}
+        for tp in self.assignment():
+            if tp.topic not in agents:
+                continue
+            high = self.highwater(tp)
+            if high is not None:
+                lag[tp.topic] += max(0, high - (self._committed_offset.get(tp) or 0))
+        for topic, value in lag.items():
+            consumer_metrics.CONSUMER_LAG.labels(self.app.conf.id, topic).set(value)
 
     def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -125,6 +142,8 @@ class BatchConsumer(aiokafka_driver.Consumer):
                     if lane is None:
                         lane = lanes[topic] = _Lane(self, agents[topic])
                     await lane.queue.put(messages)  # waits while the agent is LANE_DEPTH batches behind
+                if time.monotonic() >= self._next_lag_report:
+                    self._report_lag(agents)
                 if self._commit_every is not None and self._n_acked >= self._commit_every:
                     self._n_acked = 0
                     await self.commit()
@@ -223,7 +242,7 @@ class BatchRunner:
     async def _dead_letter(self, record: Record, error: BaseException) -> None:
         log.error("record cannot be processed, dead-lettered", topic=record.topic, partition=record.partition,
                   offset=record.offset, error=describe(error), exc_info=error)
-        metrics.DEAD_LETTERS.labels(record.topic, "processing").inc()
+        consumer_metrics.DEAD_LETTERS.labels(record.topic, "processing").inc()
         # Only the broker can refuse a dead letter, and the broker comes back: tried until it takes it.
         await self._retrying(record.topic, self.agent.dead_letter, record, f"cannot be processed: {describe(error)}",
                              gives_up=lambda _: False)
@@ -261,3 +280,4 @@ class Transport(aiokafka_driver.Transport):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.batch_agents: dict[str, BatchAgent] = {}
+        self.fetch_max_wait_ms: int | None = None

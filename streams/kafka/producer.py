@@ -16,11 +16,10 @@ from typing import Iterable, Optional
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from streams.topics import MAX_RECORD_BYTES
+from streams.kafka.clients import producer_config
 
 POLL_SECONDS = 0.05
 QUEUE_FULL_PAUSE = 0.005
-MAX_REQUEST_BYTES = MAX_RECORD_BYTES + 64 * 1024  # a record of the largest size, with its framing
 
 
 # Errors that come back however often the records are sent again.
@@ -42,14 +41,7 @@ class DeliveryFailed(RuntimeError):
 
 class BatchProducer:
     def __init__(self, bootstrap: str, **config):
-        self._producer = Producer({
-            "bootstrap.servers": bootstrap,
-            "partitioner": "murmur2_random",
-            "enable.idempotence": True,  # in order per partition, also across retries
-            "linger.ms": 1,
-            "message.max.bytes": MAX_REQUEST_BYTES,
-            **config,
-        })
+        self._producer = Producer(producer_config(bootstrap, **{"linger.ms": 1, **config}))
         self._stopped = threading.Event()
         # Delivery reports are handed out by poll(): a thread of its own keeps calling it.
         self._poller = threading.Thread(target=self._poll, name="delivery-reports", daemon=True)
@@ -74,7 +66,7 @@ class BatchProducer:
                     else:
                         produce(topic, value, key, partition, on_delivery=waiting.report)
                     break
-                except BufferError:  # librdkafka's queue is full: let it drain
+                except BufferError:  # librdkafka's queue is full: let it drain, serving the event loop
                     await asyncio.sleep(QUEUE_FULL_PAUSE)
                 except KafkaException as exc:  # refused before sending, e.g. a record too large
                     waiting.report(exc.args[0], None)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Callable
 
 from connectors.publisher import Publisher
-from dunning.sample_ledger import Day
-from dunning.watch import TopicWatcher
+from harness.sample_ledger import Day
+from harness.watch import TopicWatcher
 from streams.core import events as ev
 
 

@@ -10,9 +10,9 @@ from typing import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
-from dunning.kafka_io import end_offsets
+from schemas import topics
 from schemas.codec import Codec, DecodeError
-from streams import topics
+from streams.kafka.clients import end_offsets
 
 
 class TopicWatcher:

@@ -1,0 +1,162 @@
+"""The platform's settings: the only reader of the environment.
+
+Every value is checked when a command starts; a bad one is refused in one line that names
+the variable and what it accepts (``SettingsError``). With no variable set, the defaults
+are the embedded ones: SQLite in ``DATA_DIR``, e-mail written as files, the schema
+registry file next to the schemas. Kafka has no embedded default here: ``dunning broker``
+starts one to share, ``dunning demo`` and ``dunning bench`` start their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from harness import SAMPLE_POLICY
+from streams.kafka.clients import PROFILES, Profile
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# Settings whose value may carry a password: an error about them never repeats the value.
+SECRET_VALUED = {"database_url", "smtp_url", "schema_registry_url", "schema_registry_password"}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message is one line that names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, env_ignore_empty=True, extra="ignore",
+                                      hide_input_in_errors=True)
+
+    kafka_bootstrap: Optional[str] = Field(None, description="Kafka bootstrap servers, host:port[,host:port]")
+    kafka_profile: Literal["kafka", "embedded"] = Field(
+        "kafka", description="client timeouts: kafka (a real cluster) or embedded (dunning broker)")
+    database_url: Optional[str] = Field(None, repr=False, description="read models and the outbox")
+    smtp_url: Optional[str] = Field(None, repr=False, description="smtp://, smtps:// or smtp+starttls://")
+    mail_from: str = Field("debiteurenbeheer@localhost", description="sender address of e-mails")
+    schema_registry_url: Optional[str] = Field(None, repr=False, description="a Confluent-compatible registry")
+    schema_registry_user: Optional[str] = Field(None, description="basic-auth user of the registry")
+    schema_registry_password: Optional[str] = Field(None, repr=False, description="basic-auth password")
+    partitions: int = Field(4, ge=1, le=10_000, description="partitions of every debtor-keyed topic")
+    policy_file: Path = Field(SAMPLE_POLICY, description="the credit policy (YAML)")
+    state_store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
+    data_dir: Path = Field(Path("var"), description="local files: Faust data, SQLite, the outbox folder")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus endpoint port; 0: none")
+    metrics_host: str = Field("127.0.0.1", min_length=1, description="address the metrics endpoint listens on")
+    log_level: str = Field("info", description="debug, info, warning or error")
+    smtp_timeout: float = Field(30.0, gt=0, le=3600, description="seconds per SMTP step")
+    sink_retry_seconds: float = Field(3600.0, ge=0, description="how long a send that may pass is tried again")
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.lower() not in LOG_LEVELS:
+            raise ValueError(f"one of {', '.join(LOG_LEVELS)}")
+        return value.lower()
+
+    @field_validator("state_store")
+    @classmethod
+    def _state_store(cls, value: str) -> str:
+        if value not in ("memory://", "rocksdb://"):
+            raise ValueError("memory:// or rocksdb:// (with the rocksdb extra)")
+        return value
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return None
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("host:port, several separated by commas")
+        return value
+
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _registry_url(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("an http:// or https:// URL")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and urlsplit(value).scheme not in ("smtp", "smtps", "smtp+starttls"):
+            raise ValueError("an smtp://, smtps:// or smtp+starttls:// URL")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and "://" not in value:
+            raise ValueError("an SQLAlchemy URL such as postgresql+psycopg://user:password@host/db")
+        return value
+
+    @property
+    def profile(self) -> Profile:
+        return PROFILES[self.kafka_profile]
+
+    @property
+    def sqlite_url(self) -> str:
+        return f"sqlite:///{self.data_dir / 'dunning.db'}"
+
+    @property
+    def read_model_url(self) -> str:
+        """Where the read models and the outbox live: ``DATABASE_URL``, or SQLite in ``DATA_DIR``."""
+        return self.database_url or self.sqlite_url
+
+    def require_kafka(self, command: str) -> str:
+        """The bootstrap servers, or a one-line refusal that says how to get a broker."""
+        if not self.kafka_bootstrap:
+            raise SettingsError(
+                "KAFKA_BOOTSTRAP is not set; start a broker with `dunning broker` "
+                "(it prints what to export) or point KAFKA_BOOTSTRAP at your Kafka cluster")
+        return self.kafka_bootstrap
+
+    def prepare_data_dir(self) -> Path:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SettingsError(f"DATA_DIR={self.data_dir}: cannot create it: {exc.strerror or exc}") from exc
+        return self.data_dir
+
+
+def load_settings(environ: Optional[dict] = None) -> Settings:
+    """The settings from the environment (or ``environ``), checked; ``SettingsError`` names
+    the first variable that is wrong and what it accepts."""
+    try:
+        if environ is None:
+            return Settings()
+        return Settings(**{name: environ[name.upper()] for name in Settings.model_fields if name.upper() in environ
+                           and environ[name.upper()] != ""})
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc, environ)) from None
+
+
+def _one_line(exc: ValidationError, environ: Optional[dict]) -> str:
+    import os
+
+    environ = os.environ if environ is None else environ
+    error = exc.errors()[0]
+    name = str(error["loc"][0]) if error["loc"] else "?"
+    variable = name.upper()
+    given = "" if name in SECRET_VALUED else f"={environ.get(variable, '')!r}"
+    field = Settings.model_fields.get(name)
+    accepts = field.description if field is not None else ""
+    message = error["msg"].removeprefix("Value error, ")
+    more = f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"bad setting {variable}{given}: {message}; expected {accepts}{more}"
+
+
+def variables() -> list[tuple[str, str, str]]:
+    """Each variable, its default and what it means: for the commands' help."""
+    out = []
+    for name, field in Settings.model_fields.items():
+        default = "" if field.default is None else str(field.default)
+        out.append((name.upper(), default, field.description or ""))
+    return out
