@@ -62,9 +62,8 @@ def load_policy(path: Path) -> Policy:
 def vocabulary() -> dict:
     """What a policy may name: the channels of the registry, the templates per language."""
     from sinks import registry
-    from sinks.render import available_templates
 
-    return {"channels": registry.names(), "templates": available_templates()}
+    return {"channels": registry.names(), "templates": registry.available_templates()}
 
 
 def run_worker(settings: Settings, bootstrap: str, policy: Policy) -> None:
@@ -78,6 +77,7 @@ def run_worker(settings: Settings, bootstrap: str, policy: Policy) -> None:
     tune_garbage_collector()
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, override_logging=False,
                           redirect_stdouts=False)  # keep the JSON lines on stderr
+    worker.spinner = None  # Faust's progress spinner writes terminal escape codes, even into a log file
     worker.execute_from_commandline()
 
 

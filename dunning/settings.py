@@ -9,6 +9,7 @@ starts one to share, ``dunning demo`` and ``dunning bench`` start their own.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal, Optional
 from urllib.parse import urlsplit
@@ -126,21 +127,28 @@ class Settings(BaseSettings):
         return self.data_dir
 
 
+class _Given(Settings):
+    """Settings from a given mapping only (tests, child processes), not the environment."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return (init_settings,)
+
+
 def load_settings(environ: Optional[dict] = None) -> Settings:
     """The settings from the environment (or ``environ``), checked; ``SettingsError`` names
     the first variable that is wrong and what it accepts."""
     try:
         if environ is None:
             return Settings()
-        return Settings(**{name: environ[name.upper()] for name in Settings.model_fields if name.upper() in environ
-                           and environ[name.upper()] != ""})
+        return _Given(**{name: environ[name.upper()] for name in Settings.model_fields
+                         if environ.get(name.upper(), "") != ""})
     except ValidationError as exc:
         raise SettingsError(_one_line(exc, environ)) from None
 
 
 def _one_line(exc: ValidationError, environ: Optional[dict]) -> str:
-    import os
-
     environ = os.environ if environ is None else environ
     error = exc.errors()[0]
     name = str(error["loc"][0]) if error["loc"] else "?"

@@ -26,7 +26,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Optional
 
 from jinja2 import (
@@ -43,14 +42,12 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from sinks.formatting import LOCALES, format_long_date, format_money
+from sinks.registry import TEMPLATE_DIR, TEMPLATE_NAME
 from streams.core.events import DunningActionDue
 from streams.core.policy import TONES
 
-TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 SUBJECT_PREFIX = "Subject:"
 
-# A template name is a plain identifier; "_" marks partials, so it may not lead.
-_TEMPLATE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 # Conditional paragraphs leave runs of blank lines behind; one blank line is enough.
 _EXTRA_BLANK_LINES = re.compile(r"\n{3,}")
 
@@ -91,15 +88,6 @@ def build_environment(loader: Optional[BaseLoader] = None) -> SandboxedEnvironme
     return environment
 
 
-def available_templates(template_dir: Path = TEMPLATE_DIR) -> dict[str, frozenset[str]]:
-    """The message templates shipped per language (``nl``, ``en``): what a policy step may name."""
-    return {
-        language.name: frozenset(path.name.removesuffix(".txt.j2") for path in language.glob("*.txt.j2")
-                                 if _TEMPLATE_NAME.fullmatch(path.name.removesuffix(".txt.j2")))
-        for language in sorted(template_dir.iterdir()) if language.is_dir()
-    }
-
-
 @lru_cache(maxsize=1)
 def default_environment() -> SandboxedEnvironment:
     return build_environment()
@@ -129,7 +117,7 @@ def _text_template(environment: SandboxedEnvironment, action: DunningActionDue) 
         raise UnknownTemplateError(
             f"unknown tone {action.tone!r} (known: {', '.join(TONES)})"
         )
-    if not _TEMPLATE_NAME.fullmatch(action.template):
+    if not TEMPLATE_NAME.fullmatch(action.template):
         raise UnknownTemplateError(f"invalid template name {action.template!r}")
     template = _optional_template(environment, f"{action.language}/{action.template}.txt.j2")
     if template is None:

@@ -159,3 +159,21 @@ def test_dunning_broker_is_a_broker_that_separate_parts_share(tmp_path):
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.broker
+def test_the_demo_prints_only_its_summary_and_every_process_logs_json_to_its_file(tmp_path):
+    import json
+
+    result = dunning("demo", "--days", "3", env={"DATA_DIR": str(tmp_path)}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith("Demo finished in ") and f"logs in {tmp_path}/demo/*.log" in result.stdout
+    assert "Dunning actions:" in result.stdout and "{" not in result.stdout  # a summary, no log line
+    logs = sorted((tmp_path / "demo").glob("*.log"))
+    assert {path.name for path in logs} == {"demo.log", "worker.log", "sink.log", "project.log"}
+    for path in logs:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        assert lines, path.name
+        for number, line in enumerate(lines, 1):
+            assert isinstance(json.loads(line), dict), f"{path.name}:{number}: {line[:80]}"
