@@ -30,6 +30,7 @@ from schemas.codec import Codec, EncodeError
 from schemas.json_form import JsonFormError, parse_json_line
 from streams.core import events as ev
 from streams.kafka.clients import make_producer, produce
+from streams.kafka.producer import DeliveryFailed
 
 # A guard against reading a runaway line into memory, not a field rule: the core bounds
 # every field (streams.core.bounds), which keeps an input's record far below this too.
@@ -37,10 +38,6 @@ MAX_LINE_BYTES = 1 << 20  # 1 MiB, not counting the newline
 MAX_LISTED = 1000  # line numbers listed in a report; the counts are always complete
 
 Record = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, partition (None: by key)
-
-
-class DeliveryError(RuntimeError):
-    """Records the broker did not confirm (it is gone, or refused them)."""
 
 
 def records_of(codec: Codec, partitions: int, event) -> list[Record]:
@@ -116,7 +113,7 @@ class Publisher:
             raise TimeoutError(f"{remaining} records were not delivered within {timeout} s")
         failed, self._failed_at_flush = self.failed - self._failed_at_flush, self.failed
         if failed:
-            raise DeliveryError(f"{failed} records were not delivered: {self.first_error}")
+            raise DeliveryFailed(f"{failed} records were not delivered: {self.first_error}")
 
 
 def _reason(error) -> str:

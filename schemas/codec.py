@@ -17,34 +17,21 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from schemas import catalog
 from schemas.records import from_record_fn, physical_schema, to_record_fn
-from schemas.source import SchemaSource, SchemaSourceError
+from schemas.source import SchemaError, SchemaSource, SchemaSourceError
 from streams.core.events import EVENT_TYPES_BY_NAME
 
 MAGIC_BYTE = 0
 HEADER_SIZE = 5
 
 
-class DecodeError(ValueError):
-    """A message that cannot be decoded; ``reason`` says why.
-
-    ``transient`` is True only when the schema registry could not be reached: the message
-    itself may be fine, and retrying later may work.
-    """
-
-    def __init__(self, reason: str, *, transient: bool = False):
-        super().__init__(reason)
-        self.reason = reason
-        self.transient = transient
+class DecodeError(SchemaError):
+    """A message that cannot be decoded; when ``transient`` (the registry out of reach) the
+    message itself may be fine."""
 
 
-class EncodeError(ValueError):
+class EncodeError(SchemaError):
     """An event that cannot be encoded (unknown type, a value that does not fit its schema, or
-    no schema id); ``transient`` as for ``DecodeError``."""
-
-    def __init__(self, reason: str, *, transient: bool = False):
-        super().__init__(reason)
-        self.reason = reason
-        self.transient = transient
+    no schema id)."""
 
 
 @dataclass(slots=True, frozen=True)

@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Protocol
 
 
-class SchemaSourceError(Exception):
-    """The source cannot answer: the schema is not registered, or the registry is unreachable."""
+class SchemaError(ValueError):
+    """Something about schemas went wrong; ``reason`` says what. ``transient`` is True only
+    when the schema registry could not be reached or answered 5xx: trying again later may work."""
 
     def __init__(self, reason: str, *, transient: bool = False):
         super().__init__(reason)
         self.reason = reason
-        self.transient = transient  # True: trying again later may work (network, 5xx)
+        self.transient = transient
+
+
+class SchemaSourceError(SchemaError):
+    """The source cannot answer: the schema is not registered, or the registry is unreachable."""
 
 
 class SchemaSource(Protocol):

@@ -334,10 +334,18 @@ class ConsumerLoop:
             self.consumer.seek(at)
 
     def _statistics(self, report: str) -> None:
-        """librdkafka's statistics: the consumer lag of each partition held, by topic."""
+        """From librdkafka's statistics: per topic, the records after the group's committed
+        offset of each partition held (from the partition's start while nothing is committed,
+        where librdkafka's own ``consumer_lag`` says -1)."""
         for topic, figures in json.loads(report).get("topics", {}).items():
-            lags = [p.get("consumer_lag", -1) for p in figures.get("partitions", {}).values()]
-            metrics.CONSUMER_LAG.labels(self.handler.group, topic).set(sum(lag for lag in lags if lag > 0))
+            lag = 0
+            for partition, held in figures.get("partitions", {}).items():
+                high = held.get("hi_offset", -1)
+                if partition == "-1" or high < 0 or held.get("fetch_state") == "none":  # not held
+                    continue
+                committed = held.get("committed_offset", -1)
+                lag += max(0, high - (committed if committed >= 0 else max(held.get("lo_offset", 0), 0)))
+            metrics.CONSUMER_LAG.labels(self.handler.group, topic).set(lag)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         consumer.assign(partitions)

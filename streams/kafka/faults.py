@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaException
 
-from schemas.codec import DecodeError, EncodeError
+from schemas.source import SchemaError
 from streams.kafka.producer import DeliveryFailed
 
 RETRY_PAUSE_SECONDS = (0.5, 1, 2, 5, 10, 30, 60)
@@ -22,7 +22,7 @@ def is_transient(error: BaseException) -> bool:
     reach, a socket that failed or timed out. Anything else (a value that does not fit its
     schema, a record too large for the broker, a defect that one record meets) fails again
     however often it is tried."""
-    if isinstance(error, (DecodeError, EncodeError)):
+    if isinstance(error, SchemaError):  # decoding or encoding: the registry out of reach or not
         return error.transient
     if isinstance(error, DeliveryFailed):
         return not error.permanent
