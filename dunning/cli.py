@@ -148,7 +148,12 @@ def cmd_broker(settings: Settings, args) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with EmbeddedBroker(args.port or None) as broker:
+    broker = EmbeddedBroker(args.port or None)
+    try:
+        broker.start()
+    except (RuntimeError, TimeoutError) as exc:  # the port is taken, or the broker would not come up
+        raise UsageError(f"cannot start the embedded broker on {broker.bootstrap}: {exc}") from None
+    with broker:
         ensure_topics(broker.bootstrap, settings.partitions)
         print(f"KAFKA_BOOTSTRAP={broker.bootstrap}", flush=True)
         print("KAFKA_PROFILE=embedded", flush=True)
@@ -297,6 +302,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text}")
+    return value
+
+
 def _utc_datetime(text: str):
     from datetime import datetime, timezone
 
@@ -356,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     broker = command("broker", "run an embedded Kafka-compatible broker until stopped",
                      "Runs the embedded broker (topics in memory only) and prints KAFKA_BOOTSTRAP and KAFKA_PROFILE "
                      "lines to export, so that separately started parts share it. Stops with Ctrl-C or SIGTERM.")
-    broker.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    broker.add_argument("--port", type=_port, default=0, help="port to listen on (default: a free one)")
     broker.set_defaults(func=cmd_broker)
 
     clock = command("clock", "publish DayStarted ticks")

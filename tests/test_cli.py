@@ -177,3 +177,14 @@ def test_the_demo_prints_only_its_summary_and_every_process_logs_json_to_its_fil
         assert lines, path.name
         for number, line in enumerate(lines, 1):
             assert isinstance(json.loads(line), dict), f"{path.name}:{number}: {line[:80]}"
+
+
+@pytest.mark.broker
+def test_dunning_broker_on_a_taken_port_is_one_line():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        line = one_line_refusal(dunning("broker", "--port", str(taken.getsockname()[1]), timeout=60))
+    assert "cannot start the embedded broker" in line, line
