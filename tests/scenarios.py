@@ -62,7 +62,7 @@ class Outcome:
     @classmethod
     def of(cls, outputs: Iterable, refused: Iterable[str], scenario: "Scenario") -> "Outcome":
         """The outputs that concern the scenario (its debtors, its transactions), in order."""
-        debtors, transactions = scenario.debtor_ids, scenario.transaction_ids
+        debtors, transactions = scenario.named_debtor_ids, scenario.transaction_ids
         out = cls(actions={d: [] for d in sorted(debtors)}, alerts={d: [] for d in sorted(debtors)},
                   refused=set(refused) & scenario.event_ids)
         seen: set[str] = set()
@@ -94,6 +94,13 @@ class Outcome:
         by_date: dict[date, list[str]] = defaultdict(list)
         for action in self.actions[debtor_id]:
             by_date[action.business_date].append(action.step_name)
+        return dict(by_date)
+
+    def dunned(self, debtor_id: str) -> dict[date, list[tuple[str, int]]]:
+        """The steps that fired with the total each asked for, by business date."""
+        by_date: dict[date, list[tuple[str, int]]] = defaultdict(list)
+        for action in self.actions[debtor_id]:
+            by_date[action.business_date].append((action.step_name, action.total_minor))
         return dict(by_date)
 
     def action(self, debtor_id: str, step_name: str, on: Optional[date] = None) -> ev.DunningActionDue:
@@ -133,6 +140,11 @@ class Scenario:
     def debtor_ids(self) -> set[str]:
         """The debtors the scenario registers (a refused event may name others)."""
         return {e.debtor_id for e in self.events if isinstance(e, ev.DebtorRegistered)}
+
+    @property
+    def named_debtor_ids(self) -> set[str]:
+        """Every debtor an event names, registered or not."""
+        return {e.debtor_id for e in self.events if getattr(e, "debtor_id", None)}
 
     @property
     def transaction_ids(self) -> set[str]:
@@ -243,12 +255,12 @@ def overdue_invoice_walks_the_workflow() -> Scenario:
     reference = f.ref(1)
 
     def expect(out: Outcome) -> None:
-        assert out.fired("WALK-1") == {
-            day(11): ["pre-due"],
-            day(15): ["first reminder"],
-            day(28): ["second reminder"],
-            day(35): ["call"],
-            day(44): ["final notice"],
+        assert out.dunned("WALK-1") == {
+            day(11): [("pre-due", 10_000)],
+            day(15): [("first reminder", 10_000)],
+            day(28): [("second reminder", 10_000)],
+            day(35): [("call", 10_000)],
+            day(44): [("final notice", 10_000)],
         }
         # The reminder names the invoice and how to reach the debtor.
         assert out.action("WALK-1", "first reminder") == ev.DunningActionDue(
@@ -265,7 +277,7 @@ def overdue_invoice_walks_the_workflow() -> Scenario:
         assert (snap.business_date, snap.balance_minor, snap.overdue_minor, snap.workflow) == (
             day(44), 10_000, 10_000, "business")
         assert [(i.invoice_id, i.dunning_step) for i in snap.items] == [("INV-1", 5)]
-        assert out.refused == set() and out.alerts["WALK-1"] == []
+        assert (out.refused, out.alerts["WALK-1"], out.matched, out.unmatched) == (set(), [], {}, {})
 
     return f.scenario("overdue invoice walks the workflow", expect)
 
@@ -283,11 +295,14 @@ def late_imported_invoice_keeps_the_letter_and_its_term() -> Scenario:
         # Saturday is King's Day, Sunday and Monday carry no post: received Tuesday 29 April.
         # Its 15-day term runs to 14 May; the hand-over comes the day after (day 73).
         assert day(52) == date(2025, 4, 24) and day(73) == date(2025, 5, 15)
-        assert out.fired("LATE-1") == {day(50): ["first reminder"], day(51): ["sms"], day(52): ["14-day letter"],
-                                       day(73): ["collection"]}
+        assert out.dunned("LATE-1") == {day(50): [("first reminder", 10_000)], day(51): [("sms", 10_000)],
+                                        day(52): [("14-day letter", 10_000)], day(73): [("collection", 10_000)]}
         letter = out.action("LATE-1", "14-day letter")
         assert (letter.channel, letter.term_days, letter.collection_costs_minor) == ("letter", 15, 4_000)
-        assert out.snapshot("LATE-1").items[0].dunning_step == 5
+        snap = out.snapshot("LATE-1")
+        assert (snap.business_date, snap.balance_minor, snap.overdue_minor) == (day(80), 10_000, 10_000)
+        assert [(i.invoice_id, i.dunning_step) for i in snap.items] == [("INV-1", 5)]
+        assert (out.refused, out.alerts["LATE-1"]) == (set(), [])
 
     return f.scenario("late imported invoice keeps the letter and its term", expect)
 
@@ -307,7 +322,7 @@ def payment_by_reference_stops_the_next_step() -> Scenario:
     f.until(60)
 
     def expect(out: Outcome) -> None:
-        assert out.fired("PAY-1") == {day(11): ["pre-due"], day(15): ["first reminder"]}
+        assert out.dunned("PAY-1") == {day(11): [("pre-due", 10_000)], day(15): [("first reminder", 10_000)]}
         matched = out.matched[paid.transaction_id]
         assert (matched.debtor_id, matched.invoice_id, matched.amount_minor, matched.booking_date) == (
             "PAY-1", "INV-1", 10_000, day(16))
@@ -315,7 +330,9 @@ def payment_by_reference_stops_the_next_step() -> Scenario:
         assert out.unmatched[stranger.transaction_id].reason == f"no invoice carries reference {f.ref(99)}"
         assert list(out.unmatched) == [stranger.transaction_id]
         snap = out.snapshot("PAY-1")
-        assert (snap.business_date, snap.balance_minor, snap.overdue_minor, snap.items) == (day(60), 0, 0, ())
+        assert (snap.business_date, snap.balance_minor, snap.overdue_minor, snap.credit_minor, snap.items) == (
+            day(60), 0, 0, 0, ())
+        assert (out.refused, out.alerts["PAY-1"]) == (set(), [])
 
     return f.scenario("payment by structured reference stops the next step", expect)
 
@@ -330,14 +347,16 @@ def partial_payment_leaves_the_rest_dunned() -> Scenario:
     f.until(28)
 
     def expect(out: Outcome) -> None:
-        assert out.fired("PART-1") == {day(11): ["pre-due"], day(15): ["first reminder"],
-                                       day(28): ["second reminder"]}
-        assert out.matched[paid.transaction_id].amount_minor == 4_000
+        assert out.dunned("PART-1") == {day(11): [("pre-due", 10_000)], day(15): [("first reminder", 10_000)],
+                                        day(28): [("second reminder", 6_000)]}
+        assert {t: (m.invoice_id, m.amount_minor) for t, m in out.matched.items()} == {
+            paid.transaction_id: ("INV-1", 4_000)}
         second = out.action("PART-1", "second reminder")
         assert second.total_minor == 6_000 and [i.open_minor for i in second.items] == [6_000]
         snap = out.snapshot("PART-1")
         assert (snap.balance_minor, snap.overdue_minor) == (6_000, 6_000)
         assert [(i.paid_minor, i.open_minor) for i in snap.items] == [(4_000, 6_000)]
+        assert (out.refused, out.unmatched, out.alerts["PART-1"]) == (set(), {}, [])
 
     return f.scenario("partial payment leaves the rest dunned", expect)
 
@@ -367,17 +386,22 @@ def dispute_pauses_only_the_disputed_invoice_and_resolving_resumes() -> Scenario
     def expect(out: Outcome) -> None:
         assert out.invoices_by_date("DSP-1") == {day(11): [["INV-B"]], day(15): [["INV-B"]],
                                                  day(28): [["INV-B"]], day(35): [["INV-B"]]}
+        assert {a.total_minor for a in out.actions["DSP-1"]} == {4_000}
         assert out.paused("DSP-1") == {"INV-A": "dispute", "INV-B": None}
         assert out.snapshot("DSP-1").balance_minor == 10_000  # a dispute does not change what is owed
         # Nothing while disputed; resolved on day 40: the first reminder at once, then a step a day.
-        assert out.fired("DSP-2") == {day(40): ["first reminder"], day(41): ["second reminder"], day(42): ["call"]}
+        assert out.dunned("DSP-2") == {day(40): [("first reminder", 10_000)], day(41): [("second reminder", 10_000)],
+                                       day(42): [("call", 10_000)]}
         assert out.snapshot("DSP-2").disputes == () and out.paused("DSP-2") == {"INV-1": None}
+        assert out.snapshot("DSP-2").balance_minor == 10_000
         # The undisputed part is dunned.
+        assert out.dunned("DSP-3") == {d: [(step, 7_500)] for d, step in (
+            (day(11), "pre-due"), (day(15), "first reminder"), (day(28), "second reminder"), (day(35), "call"))}
         pre_due = out.action("DSP-3", "pre-due")
         assert {i.invoice_id: i.open_minor for i in pre_due.items} == {"INV-A": 3_500, "INV-B": 4_000}
-        assert pre_due.total_minor == 7_500
         assert [i.disputed_minor for i in out.snapshot("DSP-3").items] == [2_500, 0]
         assert out.snapshot("DSP-3").balance_minor == 10_000
+        assert out.refused == set() and all(out.alerts[d] == [] for d in ("DSP-1", "DSP-2", "DSP-3"))
 
     return f.scenario("dispute pauses only the disputed invoice, resolving resumes", expect)
 
@@ -402,17 +426,22 @@ def promise_kept() -> Scenario:
     f.until(60)
 
     def expect(out: Outcome) -> None:
-        assert out.fired("KEPT-1") == {day(11): ["pre-due"], day(15): ["first reminder"]}
+        assert out.dunned("KEPT-1") == {day(11): [("pre-due", 10_000)], day(15): [("first reminder", 10_000)]}
         (kept,) = out.alerts["KEPT-1"]
         assert isinstance(kept, ev.PromiseKept)
         assert (kept.promise_id, kept.paid_minor, kept.promised_date, kept.business_date) == (
             "PTP-1", 10_000, day(30), day(29))
         assert [p.status for p in out.snapshot("KEPT-1").promises] == ["kept"]
-        assert out.snapshot("KEPT-1").balance_minor == 0
+        assert (out.snapshot("KEPT-1").balance_minor, out.snapshot("KEPT-1").items) == (0, ())
+        assert [(m.debtor_id, m.invoice_id, m.amount_minor) for m in out.matched.values()] == [
+            ("KEPT-1", "INV-1", 10_000)]
         # The promised invoice waits; the other walks the workflow.
         assert out.invoices_by_date("KEPT-2") == {d: [["INV-B"]] for d in (day(11), day(15), day(28), day(35), day(44))}
+        assert {a.total_minor for a in out.actions["KEPT-2"]} == {4_000}
         assert out.paused("KEPT-2") == {"INV-A": "promise", "INV-B": None}
-        assert out.alerts["KEPT-2"] == []
+        assert [p.status for p in out.snapshot("KEPT-2").promises] == ["running"]
+        assert out.snapshot("KEPT-2").balance_minor == 10_000
+        assert (out.alerts["KEPT-2"], out.refused, out.unmatched) == ([], set(), {})
 
     return f.scenario("promise kept", expect)
 
@@ -430,14 +459,17 @@ def promise_broken() -> Scenario:
 
     def expect(out: Outcome) -> None:
         # Paused from the promise to its date; the day after, broken, and dunning resumes.
-        assert out.fired("BROKEN-1") == {day(11): ["pre-due"], day(15): ["first reminder"],
-                                         day(31): ["second reminder"]}
+        assert out.dunned("BROKEN-1") == {day(11): [("pre-due", 10_000)], day(15): [("first reminder", 10_000)],
+                                          day(31): [("second reminder", 6_000)]}
         (broken,) = out.alerts["BROKEN-1"]
         assert isinstance(broken, ev.PromiseBroken)
         assert (broken.promise_id, broken.paid_minor, broken.amount_minor, broken.business_date) == (
             "PTP-1", 4_000, 10_000, day(31))
-        assert out.action("BROKEN-1", "second reminder").total_minor == 6_000
         assert [p.status for p in out.snapshot("BROKEN-1").promises] == ["broken"]
+        assert (out.snapshot("BROKEN-1").balance_minor, out.snapshot("BROKEN-1").overdue_minor) == (6_000, 6_000)
+        assert [(i.invoice_id, i.open_minor) for i in out.snapshot("BROKEN-1").items] == [("INV-1", 6_000)]
+        assert [(m.invoice_id, m.amount_minor) for m in out.matched.values()] == [("INV-1", 4_000)]
+        assert (out.refused, out.unmatched) == (set(), {})
 
     return f.scenario("promise broken", expect)
 
@@ -466,6 +498,10 @@ def credit_limit_warning_breach_cleared() -> Scenario:
         assert len({warning.event_id, breach.event_id, cleared.event_id}) == 3
         snap = out.snapshot("LIMIT-1")
         assert (snap.limit_state, snap.credit_limit_minor, snap.utilisation_bp) == ("ok", 10_000, 7_500)
+        assert snap.balance_minor == 7_500
+        assert {i.invoice_id: i.open_minor for i in snap.items} == {"INV-A": 5_000, "INV-B": 1_000, "INV-C": 1_500}
+        assert [(m.invoice_id, m.amount_minor) for m in out.matched.values()] == [("INV-A", 3_000)]
+        assert (out.refused, out.unmatched) == (set(), {})
         assert out.actions["LIMIT-1"] == []  # nothing is due before day 57
 
     return f.scenario("credit limit warning, breach, cleared", expect)
@@ -487,8 +523,9 @@ def consumer_letter_with_statutory_costs() -> Scenario:
     f.until(31)
 
     def expect(out: Outcome) -> None:
-        steps = {day(11): ["pre-due"], day(17): ["first reminder"], day(24): ["sms"], day(31): ["14-day letter"]}
-        assert out.fired("CONS-1") == steps and out.fired("CONS-2") == steps
+        steps = {day(11): "pre-due", day(17): "first reminder", day(24): "sms", day(31): "14-day letter"}
+        assert out.dunned("CONS-1") == {d: [(step, 300_000)] for d, step in steps.items()}
+        assert out.dunned("CONS-2") == {d: [(step, 200_000 if d < day(25) else 150_000)] for d, step in steps.items()}
         pre_due = out.action("CONS-1", "pre-due")
         assert (pre_due.step, pre_due.tone, pre_due.language, pre_due.items[0].days_overdue) == (1, "friendly", "en", -3)
         letter = out.action("CONS-1", "14-day letter")
@@ -497,6 +534,11 @@ def consumer_letter_with_statutory_costs() -> Scenario:
         assert [a.collection_costs_minor for a in out.actions["CONS-1"][:-1]] == [0, 0, 0]
         letter = out.action("CONS-2", "14-day letter")
         assert (letter.total_minor, letter.collection_costs_minor) == (150_000, 22_500)
+        assert [(m.debtor_id, m.amount_minor) for m in out.matched.values()] == [("CONS-2", 50_000)]
+        assert {i.invoice_id: (i.open_minor, i.dunning_step) for i in out.snapshot("CONS-1").items} == {
+            "INV-A": (200_000, 4), "INV-B": (100_000, 4)}
+        assert [(i.open_minor, i.paid_minor) for i in out.snapshot("CONS-2").items] == [(150_000, 50_000)]
+        assert (out.refused, out.unmatched, out.alerts["CONS-1"], out.alerts["CONS-2"]) == (set(), {}, [], [])
 
     return f.scenario("consumer 14-day letter with statutory collection costs", expect)
 
@@ -522,6 +564,10 @@ def invoices_at_the_same_step_share_one_action() -> Scenario:
         # At different steps on the same day: one action each.
         assert out.fired("SAME-2")[day(15)] == ["first reminder", "second reminder"]
         assert out.invoices_by_date("SAME-2")[day(15)] == [["INV-NEW"], ["INV-OLD"]]
+        assert [a.total_minor for a in out.actions["SAME-2"] if a.business_date == day(15)] == [5_000, 5_000]
+        assert {i.invoice_id: i.dunning_step for i in out.snapshot("SAME-1").items} == {"INV-A": 2, "INV-B": 2}
+        assert (out.snapshot("SAME-1").balance_minor, out.snapshot("SAME-2").balance_minor) == (10_000, 10_000)
+        assert out.refused == set()
 
     return f.scenario("invoices at the same step share one action", expect)
 
@@ -539,7 +585,8 @@ def refused_events_are_set_aside_and_the_rest_goes_on() -> Scenario:
 
     def expect(out: Outcome) -> None:
         assert out.refused == {orphan.event_id, dollars.event_id, stray.event_id}
-        assert out.fired("REFUSE-1") == {day(11): ["pre-due"], day(15): ["first reminder"]}
+        assert out.dunned("REFUSE-1") == {day(11): [("pre-due", 10_000)], day(15): [("first reminder", 10_000)]}
+        assert out.actions["REFUSE-NOBODY"] == []
         snap = out.snapshot("REFUSE-1")
         assert [i.invoice_id for i in snap.items] == ["INV-1"]
         assert (snap.balance_minor, snap.credit_minor) == (10_000, 0)
@@ -560,6 +607,7 @@ def intercompany_is_never_dunned() -> Scenario:
         snap = out.snapshot("IC-1")
         assert (snap.workflow, snap.overdue_minor, snap.business_date) == (None, 1_000_000, day(80))
         assert [i.dunning_step for i in snap.items] == [0]
+        assert (out.refused, out.alerts["IC-1"]) == (set(), [])
 
     return f.scenario("intercompany is never dunned", expect)
 
@@ -584,7 +632,7 @@ def _check_disjoint(scenarios: tuple[Scenario, ...]) -> None:
     """Scenarios share one pipeline: no two may share a debtor, an event, a transaction or a reference."""
     seen: dict[str, str] = {}
     for s in scenarios:
-        keys = (s.debtor_ids | {e.debtor_id for e in s.events if hasattr(e, "debtor_id")}
+        keys = (s.named_debtor_ids
                 | (s.event_ids - {e.event_id for e in s.events if isinstance(e, ev.DayStarted)})
                 | s.transaction_ids
                 | {e.payment_reference for e in s.events if getattr(e, "payment_reference", None)})

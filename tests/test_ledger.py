@@ -1,5 +1,10 @@
 """The debtor ledger as a specification: events in, state and outputs out.
 
+The named scenarios users care about (the workflow in time, payments, disputes, promises,
+limits, the consumer letter, refused events, intercompany) are in tests/scenarios.py, run
+through the core, ``dunning simulate`` and the real pipeline by tests/test_scenarios.py.
+Here: the rules' edges, validation details, idempotence and redelivery.
+
 Every scenario uses the sample policy (harness/samples/policy.yaml). Day 0 is a Monday;
 ``day(n)`` is n days later. The B2B ``business`` workflow: pre-due at -3, first reminder
 at +1, second at +14, call at +21, final notice at +30, collection at +60, minimum 25.00.
@@ -8,15 +13,13 @@ The B2C ``consumer`` workflow: pre-due at -3, first reminder at +3, SMS at +10, 
 """
 
 from dataclasses import replace
-from datetime import date
 
 import pytest
 
 from streams.core import events as ev
-from streams.core.dunning import action_id_for
 from streams.core.references import betalingskenmerk_for, rf_for
 from streams.core.snapshot import snapshot
-from tests.scenario import Scenario, actions, day, of_type, steps_by_date
+from tests.scenario import Scenario, actions, day, steps_by_date
 
 REFERENCE = betalingskenmerk_for("12345678")  # 4812345678
 
@@ -28,74 +31,11 @@ def business_debtor(**fields) -> Scenario:
     return s
 
 
-def consumer_debtor() -> Scenario:
-    s = Scenario()
-    s.register("B2C", language="en")
-    s.tick(day(0))
-    return s
-
-
 def snap(s: Scenario) -> ev.DebtorSnapshot:
     return snapshot(s.state, s.policy)
 
 
 # --------------------------------------------------------------------------- the workflow in time
-
-
-def test_overdue_invoice_walks_the_workflow_on_the_right_days():
-    s = business_debtor()
-    s.invoice("INV-1", due=day(14), amount_minor=10_000)
-
-    fired = steps_by_date(s.run_until(day(44)))
-
-    assert fired == {
-        day(11): ["pre-due"],
-        day(15): ["first reminder"],
-        day(28): ["second reminder"],
-        day(35): ["call"],
-        day(44): ["final notice"],
-    }
-
-
-def test_first_reminder_names_the_invoice_and_how_to_reach_the_debtor():
-    s = business_debtor(name="Buyer BV", email="ap@buyer.example", phone="+31201234567")
-    s.invoice("INV-1", due=day(14), amount_minor=10_000, reference=REFERENCE)
-    s.run_until(day(14))
-
-    (action,) = s.tick(day(15))
-
-    assert action == ev.DunningActionDue(
-        action_id=action_id_for("D1", "business", 2, ["INV-1"]),
-        debtor_id="D1",
-        business_date=day(15),
-        workflow="business",
-        step=2,
-        step_name="first reminder",
-        channel="email",
-        template="first_reminder",
-        tone="neutral",
-        language="nl",
-        debtor_name="Buyer BV",
-        debtor_kind="B2B",
-        currency="EUR",
-        total_minor=10_000,
-        items=(ev.ActionItem("INV-1", day(14), 10_000, 1, REFERENCE),),
-        email="ap@buyer.example",
-        phone="+31201234567",
-        collection_costs_minor=0,
-    )
-
-
-def test_pre_due_reminder_fires_three_days_before_the_due_date():
-    s = consumer_debtor()
-    s.invoice("INV-1", due=day(10), amount_minor=1_000)
-
-    by_date = s.run_until(day(9))
-
-    (action,) = actions(by_date[day(7)])
-    assert (action.step, action.step_name, action.tone, action.language) == (1, "pre-due", "friendly", "en")
-    assert action.items[0].days_overdue == -3
-    assert list(by_date) == [day(7)]
 
 
 def test_no_pre_due_reminder_for_an_invoice_booked_after_its_due_date():
@@ -117,19 +57,6 @@ def booked_late(kind: str, booked_on: int, until: int) -> tuple[Scenario, list, 
     return s, emitted, steps_by_date(s.run_until(day(until)))
 
 
-def test_late_imported_invoice_walks_one_step_a_day_without_skipping_the_letter_or_its_term():
-    s, emitted, fired = booked_late("B2C", booked_on=50, until=80)
-
-    assert [(a.step, a.step_name) for a in actions(emitted)] == [(2, "first reminder")]
-    # The letter is posted on Thursday 24 April 2025 (day 52). Friday is the first delivery
-    # day; Saturday is King's Day, Sunday and Monday carry no post: received Tuesday 29 April.
-    # Its 15-day term runs to 14 May; the hand-over comes the day after (day 73).
-    assert day(52) == date(2025, 4, 24) and day(73) == date(2025, 5, 15)
-    assert fired == {day(51): ["sms"], day(52): ["14-day letter"], day(73): ["collection"]}
-    (letter,) = [a for a in s.outputs if isinstance(a, ev.DunningActionDue) and a.step_name == "14-day letter"]
-    assert (letter.term_days, letter.collection_costs_minor) == (15, 4_000)
-
-
 def test_an_e_mailed_final_notice_counts_as_received_the_day_it_is_sent():
     _, emitted, fired = booked_late("B2B", booked_on=100, until=130)
 
@@ -138,37 +65,6 @@ def test_an_e_mailed_final_notice_counts_as_received_the_day_it_is_sent():
     assert [a.step_name for a in actions(emitted)] == ["first reminder"]
     assert fired == {day(101): ["second reminder"], day(102): ["call"], day(103): ["final notice"],
                      day(119): ["collection"]}
-
-
-def test_invoices_at_the_same_step_share_one_action_with_a_deterministic_id():
-    def run() -> list[ev.DunningActionDue]:
-        s = business_debtor()
-        s.invoice("INV-B", due=day(14), amount_minor=4_000)
-        s.invoice("INV-A", due=day(14), amount_minor=6_000)
-        s.run_until(day(15))
-        return actions(s.outputs)
-
-    pre_due, first = run()
-
-    assert (pre_due.step_name, first.step_name) == ("pre-due", "first reminder")
-    assert [i.invoice_id for i in first.items] == ["INV-A", "INV-B"]
-    assert first.total_minor == 10_000
-    assert first.action_id == action_id_for("D1", "business", 2, ["INV-B", "INV-A"])
-    assert first.action_id != pre_due.action_id
-    assert [a.action_id for a in run()] == [pre_due.action_id, first.action_id]
-
-
-def test_invoices_at_different_steps_get_separate_actions():
-    s = business_debtor()
-    s.invoice("INV-OLD", due=day(1), amount_minor=5_000)
-    s.invoice("INV-NEW", due=day(14), amount_minor=5_000)
-
-    fired = steps_by_date(s.run_until(day(15)))
-
-    assert fired[day(15)] == ["first reminder", "second reminder"]
-    first, second = actions(s.outputs[-2:])
-    assert [i.invoice_id for i in first.items] == ["INV-NEW"]
-    assert [i.invoice_id for i in second.items] == ["INV-OLD"]
 
 
 def test_action_below_minimum_amount_waits_until_enough_is_open():
@@ -193,33 +89,6 @@ def test_small_invoice_alone_is_never_dunned():
 
 
 # --------------------------------------------------------------------------- money in
-
-
-def test_payment_by_reference_stops_further_reminders():
-    s = business_debtor()
-    s.invoice("INV-1", due=day(14), amount_minor=10_000, reference=REFERENCE)
-    s.run_until(day(15))
-
-    emitted = s.pay_by_reference("4812 345 678", 10_000, on=day(16))
-
-    (matched,) = of_type(emitted, ev.PaymentMatched)
-    assert (matched.debtor_id, matched.invoice_id, matched.amount_minor) == ("D1", "INV-1", 10_000)
-    assert s.state.balance_minor == 0
-    assert s.run_until(day(100)) == {}
-
-
-def test_partial_payment_leaves_the_rest_dunned():
-    s = business_debtor()
-    s.invoice("INV-1", due=day(14), amount_minor=10_000, reference=REFERENCE)
-    s.run_until(day(20))
-
-    s.pay_by_reference(REFERENCE, 4_000, on=day(20))
-    (second,) = actions(s.run_until(day(28))[day(28)])
-
-    assert second.step_name == "second reminder"
-    assert second.total_minor == 6_000
-    assert second.items[0].open_minor == 6_000
-    assert s.state.balance_minor == 6_000
 
 
 def test_overpayment_becomes_credit_and_the_balance_goes_negative():
@@ -259,45 +128,6 @@ def test_credit_note_for_an_unknown_invoice_is_refused():
 # --------------------------------------------------------------------------- disputes
 
 
-def test_dispute_pauses_only_the_disputed_invoice():
-    s = business_debtor()
-    s.invoice("INV-A", due=day(14), amount_minor=6_000)
-    s.invoice("INV-B", due=day(14), amount_minor=4_000)
-    s.dispute("DSP-1", "INV-A", on=day(5))
-
-    by_date = s.run_until(day(15))
-
-    assert [[i.invoice_id for i in a.items] for out in by_date.values() for a in actions(out)] == [["INV-B"], ["INV-B"]]
-    paused = {i.invoice_id: i.paused for i in snap(s).items}
-    assert paused == {"INV-A": "dispute", "INV-B": None}
-
-
-def test_partial_dispute_leaves_the_undisputed_part_dunned():
-    s = business_debtor()
-    s.invoice("INV-A", due=day(14), amount_minor=6_000)
-    s.invoice("INV-B", due=day(14), amount_minor=4_000)
-    s.dispute("DSP-1", "INV-A", on=day(5), amount_minor=2_500)
-
-    (pre_due,) = actions(s.run_until(day(11))[day(11)])
-
-    assert {i.invoice_id: i.open_minor for i in pre_due.items} == {"INV-A": 3_500, "INV-B": 4_000}
-    assert pre_due.total_minor == s.state.open_minor - 2_500 == 7_500
-    assert s.state.balance_minor == 10_000  # a dispute does not change what is owed
-
-
-def test_resolving_a_dispute_resumes_dunning():
-    s = business_debtor()
-    s.invoice("INV-1", due=day(14), amount_minor=10_000)
-    s.dispute("DSP-1", "INV-1", on=day(5))
-    assert s.run_until(day(40)) == {}
-
-    emitted = s.resolve("DSP-1", on=day(40))
-    fired = steps_by_date(s.run_until(day(42)))
-
-    assert [a.step_name for a in actions(emitted)] == ["first reminder"]
-    assert fired == {day(41): ["second reminder"], day(42): ["call"]}
-
-
 def test_a_resolved_dispute_redelivered_does_not_open_again():
     s = business_debtor()
     s.invoice("INV-1", due=day(14), amount_minor=10_000)
@@ -310,82 +140,7 @@ def test_a_resolved_dispute_redelivered_does_not_open_again():
     assert steps_by_date(s.run_until(day(11))) == {day(11): ["pre-due"]}
 
 
-# --------------------------------------------------------------------------- promises to pay
-
-
-def promised_debtor() -> Scenario:
-    """First reminder sent on day 15, then a promise to pay everything by day 30."""
-    s = business_debtor()
-    s.invoice("INV-1", due=day(14), amount_minor=10_000, reference=REFERENCE)
-    s.run_until(day(15))
-    s.promise("PTP-1", made_on=day(15), promised=day(30), amount_minor=10_000)
-    return s
-
-
-def test_promise_pauses_dunning_and_is_kept_when_paid():
-    s = promised_debtor()
-    assert s.run_until(day(29)) == {}
-
-    emitted = s.pay_by_reference(REFERENCE, 10_000, on=day(29))
-
-    (kept,) = of_type(emitted, ev.PromiseKept)
-    assert (kept.promise_id, kept.paid_minor, kept.promised_date, kept.business_date) == (
-        "PTP-1",
-        10_000,
-        day(30),
-        day(29),
-    )
-    later = [o for out in s.run_until(day(60)).values() for o in out]
-    assert actions(later) == [] and of_type(later, ev.PromiseBroken) == []
-
-
-def test_promise_not_paid_is_broken_the_day_after_and_dunning_resumes():
-    s = promised_debtor()
-    s.pay_by_reference(REFERENCE, 4_000, on=day(20))
-    assert s.run_until(day(30)) == {}
-
-    broken, action = s.tick(day(31))
-
-    assert isinstance(broken, ev.PromiseBroken)
-    assert (broken.promise_id, broken.paid_minor, broken.amount_minor, broken.business_date) == (
-        "PTP-1",
-        4_000,
-        10_000,
-        day(31),
-    )
-    assert (action.step_name, action.total_minor) == ("second reminder", 6_000)
-    assert [p.status for p in snap(s).promises] == ["broken"]
-
-
-def test_promise_for_one_invoice_leaves_the_others_dunned():
-    s = business_debtor()
-    s.invoice("INV-A", due=day(14), amount_minor=6_000)
-    s.invoice("INV-B", due=day(14), amount_minor=4_000)
-    s.promise("PTP-1", made_on=day(1), promised=day(30), amount_minor=6_000, invoice_ids=("INV-A",))
-
-    by_date = s.run_until(day(15))
-
-    assert [[i.invoice_id for i in a.items] for out in by_date.values() for a in actions(out)] == [["INV-B"], ["INV-B"]]
-    assert {i.invoice_id: i.paused for i in snap(s).items} == {"INV-A": "promise", "INV-B": None}
-
-
 # --------------------------------------------------------------------------- credit limit
-
-
-def test_limit_warns_at_ninety_percent_breaches_above_and_clears_back_under():
-    s = business_debtor()
-    s.limit(10_000)
-
-    assert of_type(s.invoice("INV-A", due=day(60), amount_minor=8_000), ev.LimitWarning) == []
-    (warning,) = of_type(s.invoice("INV-B", due=day(60), amount_minor=1_000), ev.LimitWarning)
-    (breach,) = of_type(s.invoice("INV-C", due=day(60), amount_minor=1_500), ev.LimitBreached)
-    (cleared,) = of_type(s.pay("INV-A", 3_000, on=day(3)), ev.LimitCleared)
-
-    assert (warning.utilisation_bp, warning.exposure_minor, warning.credit_limit_minor) == (9_000, 9_000, 10_000)
-    assert (breach.utilisation_bp, breach.exposure_minor) == (10_500, 10_500)
-    assert (cleared.utilisation_bp, cleared.exposure_minor) == (7_500, 7_500)
-    assert len({warning.event_id, breach.event_id, cleared.event_id}) == 3
-    assert snap(s).limit_state == "ok"
 
 
 def test_exactly_at_the_limit_is_a_warning_not_a_breach():
@@ -401,43 +156,6 @@ def test_insurer_limit_lowered_under_the_exposure_is_a_breach():
     (breach,) = s.limit(5_000, source="insurer")
     assert isinstance(breach, ev.LimitBreached)
     assert (breach.source, breach.utilisation_bp) == ("insurer", 16_000)
-
-
-# --------------------------------------------------------------------------- who is dunned and for what
-
-
-def test_intercompany_debtor_is_never_dunned():
-    s = business_debtor(intercompany=True)
-    s.invoice("INV-1", due=day(14), amount_minor=1_000_000)
-
-    assert s.run_until(day(200)) == {}
-    assert snap(s).workflow is None
-    assert snap(s).overdue_minor == 1_000_000
-
-
-def test_consumer_letter_names_collection_costs_on_the_total():
-    s = consumer_debtor()
-    s.invoice("INV-A", due=day(14), amount_minor=200_000)
-    s.invoice("INV-B", due=day(14), amount_minor=100_000)
-
-    fired = s.run_until(day(31))
-
-    all_actions = [a for out in fired.values() for a in actions(out)]
-    assert [a.step_name for a in all_actions] == ["pre-due", "first reminder", "sms", "14-day letter"]
-    letter = all_actions[-1]
-    assert (letter.business_date, letter.channel, letter.total_minor) == (day(31), "letter", 300_000)
-    assert letter.collection_costs_minor == 42_500  # WIK on 3,000.00, not 300.00 + 150.00
-    assert [a.collection_costs_minor for a in all_actions[:-1]] == [0, 0, 0]
-
-
-def test_consumer_letter_costs_follow_a_partial_payment():
-    s = consumer_debtor()
-    s.invoice("INV-A", due=day(14), amount_minor=200_000)
-    s.run_until(day(25))
-    s.pay("INV-A", 50_000, on=day(25))
-
-    (letter,) = actions(s.run_until(day(31))[day(31)])
-    assert (letter.total_minor, letter.collection_costs_minor) == (150_000, 22_500)
 
 
 # --------------------------------------------------------------------------- refused events

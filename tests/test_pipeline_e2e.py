@@ -1,22 +1,24 @@
 """End to end through the real parts: the embedded broker, the Faust worker, the channel
-sink against a real SMTP server, and the projector against PostgreSQL."""
+sink against a real SMTP server, and the projector against PostgreSQL.
+
+The named scenarios (an overdue invoice reminded by e-mail and projected, a payment by
+reference stopping the next step, ...) run through the same parts in tests/test_scenarios.py;
+here: what is not a scenario of one ledger (undecodable records, values past the bounds,
+60 days of the sample ledger against ``simulate``)."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from connectors.publisher import Publisher
 from harness import SAMPLE_POLICY
 from harness.drive import drive, wait_until_day_done
-from harness.sample_ledger import Day, sample_days
+from harness.sample_ledger import sample_days
 from harness.stack import Stack
 from harness.watch import pipeline_watcher
-from projections.db import make_engine, migrate
-from projections.models import Action, Debtor
+from projections.db import migrate
 from schemas import topics
 from schemas.codec import Codec
 from streams.core import events as ev
@@ -65,55 +67,6 @@ def watcher(stack, codec):
 @pytest.fixture(scope="module")
 def publisher(stack, codec):
     return Publisher(stack.bootstrap, codec, PARTITIONS)
-
-
-def mails_to(smtp, address: str) -> list:
-    _, handler = smtp
-    return [message for rcpts, message in handler.messages if address in rcpts]
-
-
-def test_overdue_invoice_is_reminded_and_a_payment_stops_the_next_step(stack, publisher, watcher, smtp):
-    start = date(2024, 3, 1)
-    days = [Day(start + timedelta(days=i)) for i in range(30)]
-    days[0].ledger += [
-        ev.DebtorRegistered("e2e-reg-1", "E2E-1", "Bakkerij Test BV", "B2B", segment="smb",
-                            email="crediteuren@bakkerij.example.nl"),
-        ev.InvoiceIssued("e2e-inv-1", "E2E-1", "E2E-F1", start, start + timedelta(days=10), 125_000,
-                         payment_reference="5000056789012345"),
-    ]
-    # business workflow: pre-due at -3 (day 7), first reminder at +1 (day 11), second at +14 (day 24)
-    days[12].payments.append(
-        ev.PaymentReceived("e2e-bank-1", "E2E-TX-1", days[12].date, 125_000, payer_iban="NL91ABNA0417164300",
-                           structured_reference="5000 0567 8901 2345")
-    )
-    drive(publisher, watcher, days, timeout=90)
-    wait_until_day_done(watcher, {"E2E-1"}, days[-1].date, timeout=60)
-
-    actions = [a for a in watcher.events("DunningActionDue") if a.debtor_id == "E2E-1"]
-    assert [(a.step_name, a.business_date) for a in actions] == [
-        ("pre-due", start + timedelta(days=7)),
-        ("first reminder", start + timedelta(days=11)),
-    ]
-    mails = wait_until(lambda: len(mails_to(smtp, "crediteuren@bakkerij.example.nl")) == 2 and
-                       mails_to(smtp, "crediteuren@bakkerij.example.nl"), 30, "two reminder e-mails")
-    assert {m["X-Dunning-Action-Id"] for m in mails} == {a.action_id for a in actions}
-    assert any("E2E-F1" in m.get_content() for m in mails)
-
-    engine = make_engine(stack.db_url)
-
-    def projected():
-        with Session(engine) as session:
-            debtor = session.get(Debtor, "E2E-1")
-            rows = session.scalars(select(Action).where(Action.debtor_id == "E2E-1")).all()
-            if debtor and debtor.business_date == days[-1].date and len(rows) == 2 and all(
-                r.delivery_status == "sent" for r in rows
-            ):
-                return debtor, rows
-            return None
-
-    debtor, rows = wait_until(projected, 30, "the projection of E2E-1")
-    assert debtor.balance_minor == 0 and debtor.overdue_minor == 0
-    assert {r.action_id for r in rows} == {a.action_id for a in actions}
 
 
 def test_bad_events_are_dead_lettered_and_the_pipeline_goes_on(stack, publisher, watcher, codec):
