@@ -87,6 +87,10 @@ class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         if transport.fetch_max_wait_ms is not None:
             consumer._fetch_max_wait_ms = transport.fetch_max_wait_ms  # read by the fetcher it creates on start
+        # Records of aborted transactions are not facts: read only committed ones, as the
+        # consumer loop (librdkafka's default) does. Faust reads uncommitted ones unless it
+        # runs exactly-once itself.
+        consumer._isolation_level = "read_committed"
         return consumer
 
 
@@ -126,7 +130,7 @@ class BatchConsumer(aiokafka_driver.Consumer):
                     last = read_offset[tp]
                     if last is not None and message.offset < last:
                         continue  # handed out already (Faust drops these too)
-                    if last and message.offset - last > 1 and acks_enabled_for(message.topic):
+                    if last is not None and message.offset - last > 1 and acks_enabled_for(message.topic):
                         await self._add_gap(tp, last + 1, message.offset)
                     read_offset[tp] = message.offset
                     if message.topic in agents:
