@@ -428,14 +428,14 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    log_file = None
-    if args.command == "demo":  # the terminal gets the summary; the logs go to files
-        import shutil
-
-        shutil.rmtree(settings.data_dir / "demo", ignore_errors=True)
-        log_file = settings.data_dir / "demo" / "demo.log"
-    configure_logging(settings.log_level, process=f"dunning-{args.command}", log_file=log_file)
     try:
+        log_file = None
+        if args.command == "demo":  # the terminal gets the summary; the logs go to files
+            import shutil
+
+            shutil.rmtree(settings.data_dir / "demo", ignore_errors=True)
+            log_file = settings.prepare_data_dir() / "demo" / "demo.log"
+        configure_logging(settings.log_level, process=f"dunning-{args.command}", log_file=log_file)
         return args.func(settings, args) or 0
     except (UsageError, SettingsError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)

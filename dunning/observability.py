@@ -177,6 +177,8 @@ def configure_logging(level: str = "info", process: str = "dunning", log_file: P
     ))
     logging.basicConfig(handlers=[handler], level=numeric, force=True)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # seven lines of "setup plugin"
+    for http in ("httpx", "httpx2", "httpcore", "httpcore2"):  # a line per request, with its URL
+        logging.getLogger(http).setLevel(max(numeric, logging.WARNING))
     structlog.configure(
         processors=[*shared, *rendering],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

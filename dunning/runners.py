@@ -31,8 +31,8 @@ def make_codec(settings: Settings) -> Codec:
     try:
         registry = SchemaRegistry(settings.schema_registry_url, user=settings.schema_registry_user,
                                   password=settings.schema_registry_password)
-    except ValueError as exc:  # the client refused the URL or the credentials' form
-        raise SettingsError(f"bad setting SCHEMA_REGISTRY_URL: {exc}") from None
+    except ValueError:  # the client refused the URL; its message may quote the password
+        raise SettingsError("bad setting SCHEMA_REGISTRY_URL: not a URL the registry client accepts") from None
     return Codec(registry)
 
 

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Literal, Optional
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from harness import SAMPLE_POLICY
 from streams.kafka.clients import PROFILES, Profile
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_LEVEL_ALIASES = {"warn": "warning", "fatal": "critical"}
 # Settings whose value may carry a password: an error about them never repeats the value.
 SECRET_VALUED = {"database_url", "smtp_url", "schema_registry_url", "schema_registry_password"}
 
@@ -55,9 +56,10 @@ class Settings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
-        if value.lower() not in LOG_LEVELS:
+        level = LOG_LEVEL_ALIASES.get(value.lower(), value.lower())
+        if level not in LOG_LEVELS:
             raise ValueError(f"one of {', '.join(LOG_LEVELS)}")
-        return value.lower()
+        return level
 
     @field_validator("state_store")
     @classmethod
@@ -80,8 +82,16 @@ class Settings(BaseSettings):
     @field_validator("schema_registry_url")
     @classmethod
     def _registry_url(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and urlsplit(value).scheme not in ("http", "https"):
-            raise ValueError("an http:// or https:// URL")
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or "," in value:
+            # Never quote the value or the parser's message: both may hold the password.
+            raise ValueError("one http:// or https:// URL (percent-encode a / @ : , in the user name or password)")
         return value
 
     @field_validator("smtp_url")
@@ -94,9 +104,22 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and "://" not in value:
-            raise ValueError("an SQLAlchemy URL such as postgresql+psycopg://user:password@host/db")
+        if value is None:
+            return None
+        from sqlalchemy.engine import make_url  # only when a URL is given: most commands need no SQLAlchemy
+
+        try:
+            make_url(value).get_dialect()  # the driver too: postgres:// or a missing driver fails here
+        except Exception:  # noqa: BLE001 - any parse or dialect error; its text may hold the password
+            raise ValueError("an SQLAlchemy URL such as postgresql+psycopg://user:password@host/db or "
+                             "sqlite:///var/dunning.db") from None
         return value
+
+    @model_validator(mode="after")
+    def _registry_password_needs_a_user(self) -> "Settings":
+        if self.schema_registry_password is not None and self.schema_registry_user is None:
+            raise ValueError("SCHEMA_REGISTRY_PASSWORD is set without SCHEMA_REGISTRY_USER")
+        return self
 
     @property
     def profile(self) -> Profile:
@@ -142,8 +165,9 @@ def load_settings(environ: Optional[dict] = None) -> Settings:
     try:
         if environ is None:
             return Settings()
-        return _Given(**{name: environ[name.upper()] for name in Settings.model_fields
-                         if environ.get(name.upper(), "") != ""})
+        given = {key.upper(): value for key, value in environ.items()}  # names in any case, as from the environment
+        return _Given(**{name: given[name.upper()] for name in Settings.model_fields
+                         if given.get(name.upper(), "") != ""})
     except ValidationError as exc:
         raise SettingsError(_one_line(exc, environ)) from None
 
@@ -151,13 +175,16 @@ def load_settings(environ: Optional[dict] = None) -> Settings:
 def _one_line(exc: ValidationError, environ: Optional[dict]) -> str:
     environ = os.environ if environ is None else environ
     error = exc.errors()[0]
-    name = str(error["loc"][0]) if error["loc"] else "?"
-    variable = name.upper()
-    given = "" if name in SECRET_VALUED else f"={environ.get(variable, '')!r}"
-    field = Settings.model_fields.get(name)
-    accepts = field.description if field is not None else ""
     message = error["msg"].removeprefix("Value error, ")
     more = f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    if not error["loc"]:  # a rule across settings; its message names them
+        return f"bad setting: {message}{more}"
+    name = str(error["loc"][0])
+    variable = name.upper()
+    value = next((v for k, v in environ.items() if k.upper() == variable), "")
+    given = "" if name in SECRET_VALUED else f"={value!r}"
+    field = Settings.model_fields.get(name)
+    accepts = field.description if field is not None else ""
     return f"bad setting {variable}{given}: {message}; expected {accepts}{more}"
 
 

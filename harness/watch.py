@@ -12,7 +12,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartiti
 
 from schemas import topics
 from schemas.codec import Codec, DecodeError
-from streams.kafka.clients import end_offsets
+from streams.kafka.clients import base_config, end_offsets
 
 
 class TopicWatcher:
@@ -31,7 +31,7 @@ class TopicWatcher:
         self._stop = threading.Event()
         # A short fetch wait: the embedded broker holds an empty fetch that long even when
         # records arrive meanwhile, which would count as the platform's latency.
-        config = {"bootstrap.servers": bootstrap, "group.id": "dunning-watch", "fetch.wait.max.ms": 10,
+        config = {**base_config(bootstrap), "group.id": "dunning-watch", "fetch.wait.max.ms": 10,
                   "enable.auto.commit": False, "auto.offset.reset": "earliest"}
         self._consumer = Consumer(config)
         self._bootstrap = bootstrap

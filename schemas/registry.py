@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from typing import Optional
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -27,10 +27,16 @@ CLIENT_RETRIES = 1
 def without_credentials(url: str) -> str:
     """``url`` with any user and password removed: what logs and errors may show."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def credentials_of(url: str) -> tuple[str, str] | None:
+    """The user and password written into ``url``, percent-decoded; None when there are none."""
+    userinfo, at, _ = urlsplit(url).netloc.rpartition("@")
+    if not at:
+        return None
+    user, _, password = userinfo.partition(":")
+    return unquote(user), unquote(password)
 
 
 class SchemaRegistry:
@@ -38,11 +44,13 @@ class SchemaRegistry:
                  timeout: float = 10.0):
         self._url = url.rstrip("/")
         self.address = without_credentials(url).rstrip("/")
-        config = {"url": url.rstrip("/"), "timeout": timeout, "max.retries": CLIENT_RETRIES,
+        # The client is given the address without credentials, and the credentials apart: its
+        # HTTP library logs every request's URL.
+        config = {"url": self.address, "timeout": timeout, "max.retries": CLIENT_RETRIES,
                   "retries.wait.ms": 200, "retries.max.wait.ms": 1000}
-        if user is not None:
-            config["url"] = self.address  # the client refuses credentials in both places
-            config["basic.auth.user.info"] = f"{user}:{password or ''}"
+        given = (user, password or "") if user is not None else credentials_of(url)
+        if given is not None:
+            config["basic.auth.user.info"] = f"{given[0]}:{given[1]}"
         self._client = SchemaRegistryClient(config)
         self._own: dict[int, dict] = {}
 
@@ -61,8 +69,12 @@ class SchemaRegistry:
         try:
             found = self._call(lambda: self._client.get_schema(schema_id), f"schema id {schema_id}")
         except _NotFound:
-            return None
-        return json.loads(found.schema_str)
+            return None  # an id the registry does not know: the codec says so
+        try:
+            return json.loads(found.schema_str)
+        except ValueError as exc:
+            raise SchemaSourceError(f"schema id {schema_id}: schema registry {self.address} sent no JSON schema: "
+                                    f"{exc}", transient=True) from None
 
     def _safe(self, exc: BaseException) -> str:
         """The error's text, with the configured URL (which may hold credentials) replaced."""
@@ -72,12 +84,15 @@ class SchemaRegistry:
         try:
             return call()
         except SchemaRegistryError as exc:
-            if exc.http_status_code == 404:
+            if exc.http_status_code == 404 and what.startswith("schema id "):
                 raise _NotFound() from None
             raise SchemaSourceError(
                 f"{what}: schema registry {self.address} answered {exc.http_status_code}: {exc.error_message}",
                 transient=exc.http_status_code >= 500 or exc.http_status_code == 429,  # 429: too many requests
             ) from None
+        except ValueError as exc:  # an answer that is not the JSON the client expects
+            raise SchemaSourceError(f"{what}: schema registry {self.address} sent an answer that is not its JSON: "
+                                    f"{type(exc).__name__}", transient=True) from None
         except Exception as exc:  # noqa: BLE001 - transport errors are told apart below
             if not _is_transport_error(exc):
                 raise

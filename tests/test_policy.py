@@ -309,7 +309,7 @@ def test_channels_are_the_callers_and_without_them_any_name_passes(data):
         (lambda d: d["segments"][0]["match"].update(language=False),
          "policy.yaml: segments[0].match.language: expected non-empty text, got False "
          "(quote it: YAML reads yes, no, on and off as true and false)"),
-        (lambda d: d["segments"][0].update(match=None),
+        (lambda d: d["segments"][0].update(match=[]),
          "policy.yaml: segments[0].match: expected a mapping (leave match out to match every debtor)"),
     ],
 )
@@ -389,3 +389,11 @@ def test_a_workflow_no_segment_uses_is_warned_about_and_the_policy_still_loads(d
     assert warnings_of(data) == ("policy.yaml: workflows.consumer: no segment uses this workflow",)
     policy = policy_from_yaml(yaml.safe_dump(data), channels=SINK_CHANNELS, templates=TEMPLATES)
     assert set(policy.workflows) == {"consumer", "key-account", "business"}
+
+
+def test_a_null_match_or_limits_means_the_same_as_leaving_it_out():
+    text = SAMPLE_POLICY.read_text(encoding="utf-8")
+    plain = policy_from_yaml(text.replace("limits:\n  warning_share: 0.9", "limits: ~"))
+    assert plain.limit_warning_bp == 9000
+    matched = policy_from_yaml(text.replace("match: {kind: B2C}", "match: ~"))
+    assert matched.segments[0].match == ()  # every debtor

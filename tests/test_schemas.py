@@ -491,7 +491,8 @@ def test_the_settings_pick_the_registry_from_schema_registry_url(schema_registry
 
 
 @pytest.mark.parametrize("how", ["in the url", "as variables"])
-def test_the_registry_gets_basic_auth_and_no_error_shows_the_password(schema_registry, how):
+def test_the_registry_gets_basic_auth_and_no_error_shows_the_password(schema_registry, how, caplog):
+    caplog.set_level("DEBUG")  # the HTTP client logs each request with its URL
     url, state = schema_registry
     host = url.removeprefix("http://")
     if how == "in the url":
@@ -513,3 +514,11 @@ def test_the_registry_gets_basic_auth_and_no_error_shows_the_password(schema_reg
         make_codec(load_settings(dead)).encode(topics.ALERTS.name, full(ev.LimitBreached))
     assert "unreachable" in str(unreachable.value) and "s3cr3t" not in str(unreachable.value)
     assert repr(load_settings(environ)).count("s3cr3t") == 0
+    assert caplog.records and not [r for r in caplog.records if "s3cr3t" in r.getMessage()]
+
+
+def test_a_registry_that_refuses_a_subject_is_a_clear_error_not_a_crash(schema_registry):
+    url, _ = schema_registry
+    with pytest.raises(EncodeError, match="answered 404") as refused:  # the fake knows no /wrong/ prefix
+        Codec(SchemaRegistry(url + "/wrong")).encode(topics.ALERTS.name, full(ev.LimitWarning))
+    assert not refused.value.transient

@@ -1,6 +1,6 @@
 """The credit policy: which debtors follow which workflow, and what each step does.
 
-A policy is read from YAML (see ``dunning/samples/policy.yaml``). Segments are tried in
+A policy is read from YAML (see ``harness/samples/policy.yaml``). Segments are tried in
 order; the first whose ``match`` fits the debtor picks the workflow. Intercompany
 debtors are never dunned.
 
@@ -226,12 +226,14 @@ def _read(
         workflow = _text(raw["workflow"], f"{where}.workflow")
         if workflow not in workflows:
             raise PolicyError(f"{where}.workflow: unknown workflow {workflow!r}{_hint(workflow, workflows)}")
-        match = raw.get("match", {})  # left out: every debtor
+        match = raw.get("match")
+        match = {} if match is None else match  # left out (or ~): every debtor
         if not isinstance(match, dict):
             raise PolicyError(f"{where}.match: expected a mapping (leave match out to match every debtor)")
         segments.append(Segment(name, workflow, _match(match, f"{where}.match", languages)))
 
-    limits = data.get("limits", {})
+    limits = data.get("limits")
+    limits = {} if limits is None else limits  # left out (or ~): the defaults
     if not isinstance(limits, dict):
         raise PolicyError(f"{source}: limits: expected a mapping")
     _known_keys(limits, LIMIT_KEYS, f"{source}: limits.")

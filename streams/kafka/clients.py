@@ -4,9 +4,9 @@ the ``librdkafka`` logger (JSON, like every other line), and produce with the mu
 partitioner, the Java and aiokafka default, so that a debtor's records land on the
 partition the Faust worker expects.
 
-Two profiles (``KAFKA_PROFILE``): ``kafka`` leaves the clients' defaults, which suit a
-real cluster; ``embedded`` has the short group timeouts and the workarounds the embedded
-broker needs (``harness.embedded``).
+Two profiles (``KAFKA_PROFILE``): ``kafka`` leaves the clients' defaults (librdkafka's for
+the consumer loop, Faust's for the worker), which suit a real cluster; ``embedded`` has the
+short group timeouts and the workarounds the embedded broker needs (``harness.embedded``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Profile:
     name: str
     consumer: dict = field(default_factory=dict)  # librdkafka consumer settings
     faust: dict = field(default_factory=dict)  # faust.App settings of the worker
-    fetch_max_wait_ms: Optional[int] = None  # the worker's fetch wait; None: aiokafka's 500 ms
+    fetch_max_wait_ms: Optional[int] = None  # the worker's fetch wait; None: Faust's 1,500 ms
     # Repeat the last changelog record of each partition in a produce request of its own
     # (``streams.worker.app._seal_changelog``): the embedded broker reports a partition's
     # end as the first offset of its last record batch + 1.

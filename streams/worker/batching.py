@@ -98,11 +98,20 @@ class BatchConsumer(aiokafka_driver.Consumer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._lanes: dict[str, _Lane] = {}
-        self._next_lag_report = 0.0
+        self._lag_reporter: asyncio.Task | None = None
+
+    async def _report_lag_every_second(self) -> None:
+        """A task of its own: the gauge must move on while the agents are stuck, which is
+        when an operator needs it."""
+        while not self._stopped.is_set():
+            try:
+                self._report_lag(self.transport.batch_agents)
+            except Exception as exc:  # noqa: BLE001 - a gauge is not worth stopping the worker for
+                log.warning("consumer lag not reported", error=describe(exc))
+            await asyncio.sleep(LAG_REPORT_SECONDS)
 
     def _report_lag(self, agents: dict) -> None:
         """The records of each agent's topic not yet committed, over the partitions held."""
-        self._next_lag_report = time.monotonic() + LAG_REPORT_SECONDS
         lag: dict[str, int] = {topic: 0 for topic in agents}
         for tp in self.assignment():
             if tp.topic not in agents:
@@ -117,6 +126,8 @@ class BatchConsumer(aiokafka_driver.Consumer):
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher) -> None:  # replaces Faust's per-message loop
+        if self._lag_reporter is None or self._lag_reporter.done():
+            self._lag_reporter = asyncio.ensure_future(self._report_lag_every_second())
         agents: dict[str, BatchAgent] = self.transport.batch_agents
         lanes = self._lanes
         read_offset = self._read_offset
@@ -146,8 +157,6 @@ class BatchConsumer(aiokafka_driver.Consumer):
                     if lane is None:
                         lane = lanes[topic] = _Lane(self, agents[topic])
                     await lane.queue.put(messages)  # waits while the agent is LANE_DEPTH batches behind
-                if time.monotonic() >= self._next_lag_report:
-                    self._report_lag(agents)
                 if self._commit_every is not None and self._n_acked >= self._commit_every:
                     self._n_acked = 0
                     await self.commit()
