@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var"), description="local files: Faust data, SQLite, the outbox folder")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus endpoint port; 0: none")
     metrics_host: str = Field("127.0.0.1", min_length=1, description="address the metrics endpoint listens on")
-    log_level: str = Field("info", description="debug, info, warning or error")
+    log_level: str = Field("info", description="debug, info, warning (warn), error or critical")
     smtp_timeout: float = Field(30.0, gt=0, le=3600, description="seconds per SMTP step")
     sink_retry_seconds: float = Field(3600.0, ge=0, description="how long a send that may pass is tried again")
 
