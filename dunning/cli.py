@@ -250,13 +250,9 @@ def cmd_simulate(settings: Settings, args) -> int:
 
 
 def cmd_check_policy(settings: Settings, args) -> int:
-    from dunning.runners import read_text, vocabulary
-    from streams.core.policy import PolicyError, check_policy
+    from dunning.runners import check_policy_file
 
-    try:
-        checked = check_policy(read_text(args.file, "policy"), str(args.file), **vocabulary())
-    except PolicyError as exc:
-        raise UsageError(str(exc)) from None
+    checked = check_policy_file(args.file)
     for warning in checked.warnings:
         print(f"warning: {warning}")
     policy = checked.policy

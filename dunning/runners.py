@@ -13,7 +13,7 @@ import structlog
 
 from dunning.settings import Settings, SettingsError
 from schemas.codec import Codec
-from streams.core.policy import Policy, PolicyError
+from streams.core.policy import Policy, PolicyCheck, PolicyError, check_policy
 
 log = structlog.get_logger(__name__)
 
@@ -45,15 +45,18 @@ def read_text(path: Path, what: str) -> str:
         raise UsageError(f"{path}: the {what} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
-def load_policy(path: Path) -> Policy:
-    """The policy in ``path``, checked against the channels and templates the platform ships;
-    its warnings are logged."""
-    from streams.core.policy import check_policy
-
+def check_policy_file(path: Path) -> PolicyCheck:
+    """The policy in ``path`` checked against the channels and templates the platform ships;
+    ``UsageError`` when it cannot be read or is wrong."""
     try:
-        checked = check_policy(read_text(path, "policy"), str(path), **vocabulary())
+        return check_policy(read_text(path, "policy"), str(path), **vocabulary())
     except PolicyError as exc:
         raise UsageError(str(exc)) from None
+
+
+def load_policy(path: Path) -> Policy:
+    """The policy in ``path``, checked as ``check_policy_file`` does; its warnings are logged."""
+    checked = check_policy_file(path)
     for warning in checked.warnings:
         log.warning("policy warning", warning=warning)
     return checked.policy

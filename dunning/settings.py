@@ -18,7 +18,6 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from harness import SAMPLE_POLICY
-from streams.kafka.clients import PROFILES, Profile
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_LEVEL_ALIASES = {"warn": "warning", "fatal": "critical"}
@@ -122,7 +121,11 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def profile(self) -> Profile:
+    def profile(self):
+        """The Kafka client profile (``streams.kafka.clients``), imported when a command needs
+        Kafka: reading the settings loads no Kafka client."""
+        from streams.kafka.clients import PROFILES
+
         return PROFILES[self.kafka_profile]
 
     @property
