@@ -1,7 +1,8 @@
 """The business clock: publishes DayStarted, the only way time enters the core.
 
 In production one tick per calendar day (Europe/Amsterdam) shortly after midnight; for
-demos and replays a range of dates at a chosen pace.
+demos and replays a range of dates at a chosen pace. Each tick goes out only once the
+worker has processed everything published before it (the publisher's ``before_tick``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ BUSINESS_DATE = Gauge(
 def day_started(day: date) -> ev.DayStarted:
     # The id is the date: a tick published twice is the same fact.
     return ev.DayStarted(event_id=f"day:{day.isoformat()}", business_date=day)
+
+
+def waiting_for_worker(seconds: float) -> None:
+    log.warning("the next tick waits for the worker to process what came before it", waited_seconds=round(seconds))
 
 
 def tick(publisher: Publisher, day: date) -> None:

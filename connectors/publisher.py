@@ -1,7 +1,8 @@
 """Publishing input events to their topics: what ``dunning publish`` and the demo use.
 
 Each event type goes to its topic (``schemas.topics.INPUT_TOPIC``) keyed by debtor id
-(bank transactions by transaction id); a DayStarted goes to every ledger partition.
+(bank transactions by transaction id); a DayStarted goes to every partition of the ledger and
+of the matcher (``topics.TICKED``), and is delivered before anything after it is sent.
 A record counts as published only once librdkafka reports it delivered.
 
 ``publish_file`` reads a JSON-lines file line by line and holds no more than one line
@@ -41,19 +42,32 @@ Record = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, parti
 
 
 def records_of(codec: Codec, partitions: int, event) -> list[Record]:
-    """The records an input event is published as: one, or one per partition for a DayStarted."""
+    """The records an input event is published as: one, or for a DayStarted one per
+    partition of each topic that keeps time (``topics.TICKED``)."""
     spec = topics.INPUT_TOPIC.get(type(event))
     if spec is None:
         raise ValueError(f"{type(event).__name__} is not an input event")
-    value = codec.encode(spec.name, event)
     if isinstance(event, ev.DayStarted):
-        return [(spec.name, None, value, partition) for partition in range(partitions)]
-    return [(spec.name, topics.key_of(event).encode(), value, None)]
+        return [(ticked.name, None, codec.encode(ticked.name, event), partition)
+                for ticked in topics.TICKED for partition in range(partitions)]
+    return [(spec.name, topics.key_of(event).encode(), codec.encode(spec.name, event), None)]
+
+
+def is_tick(records: list[Record]) -> bool:
+    """The records of a DayStarted: the only input published without a key."""
+    return bool(records) and records[0][1] is None
 
 
 class Publisher:
-    def __init__(self, bootstrap: str, codec: Codec, partitions: int, producer: Producer | None = None):
+    """``before_tick``: called before a DayStarted goes out, once everything published
+    before it is delivered; the commands pass ``streams.kafka.progress.WorkerProgress``, so
+    that a tick is a barrier (every event before it applied before the day starts)."""
+
+    def __init__(self, bootstrap: str, codec: Codec, partitions: int, producer: Producer | None = None,
+                 before_tick: Callable[[], None] | None = None):
+        self.bootstrap = bootstrap
         self.codec = codec
+        self.before_tick = before_tick
         self.partitions = partitions
         self.producer = producer or make_producer(bootstrap)
         self.delivered = 0  # records the broker confirmed
@@ -78,6 +92,11 @@ class Publisher:
     def send(self, records: list[Record], on_delivery: Callable[[KafkaError | None], None] | None = None) -> None:
         """Produces the records; ``on_delivery(error)`` is called once per record when its
         delivery is reported (``error`` None: delivered), after it is counted."""
+        tick = is_tick(records) and self.before_tick is not None
+        if tick:
+            self.wait()
+            if not self.failed:  # a tick after records that did not arrive would skip them
+                self.before_tick()
 
         def reported(error: KafkaError | None, _message=None) -> None:
             if error is None:
@@ -96,6 +115,11 @@ class Publisher:
                 for _ in records[index:]:
                     reported(exc.args[0])
                 return
+        if tick:
+            # Delivered before anything after it is sent: what comes later reaches the matcher
+            # (over the bank agent, or as a reference from the ledger) behind the tick. (Without
+            # ``before_tick`` a tick is no barrier, and is not waited for either.)
+            self.wait()
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, partition: int | None, callback) -> None:
         produce(self.producer, topic, value, key, partition, on_delivery=callback)
@@ -222,7 +246,7 @@ def read_events(path: Path) -> tuple[list, list[JsonFormError]]:
 class FileReport:
     lines: int = 0  # lines holding an event (blank lines are not counted)
     lines_published: int = 0  # lines whose every record the broker confirmed
-    records_delivered: int = 0  # a DayStarted line is one record per ledger partition
+    records_delivered: int = 0  # a DayStarted line is one record per partition of each ticked topic
     lines_rejected: int = 0
     rejected_lines: list[int] = field(default_factory=list)  # the first MAX_LISTED
     lines_failed: int = 0  # lines with a record the broker did not confirm

@@ -40,6 +40,8 @@ READS = {
     "demo": ("DATA_DIR", "PARTITIONS", "DATABASE_URL", "SMTP_URL", "KAFKA_BOOTSTRAP", "SCHEMA_REGISTRY_URL"),
     "bench": ("DATA_DIR", "PARTITIONS"),
     "sample": (),
+    "reference": (),
+    "import-bank": (*KAFKA, "LOG_LEVEL"),
 }
 EXAMPLES = {
     "worker": "KAFKA_BOOTSTRAP=127.0.0.1:9092 dunning worker",
@@ -54,6 +56,8 @@ EXAMPLES = {
     "demo": "dunning demo --days 30",
     "bench": "dunning bench --events 50000",
     "sample": "dunning sample --days 30 > sample.jsonl",
+    "reference": "dunning reference 12345678",
+    "import-bank": "dunning import-bank statement-2025-04-15.xml",
 }
 
 
@@ -127,10 +131,12 @@ def cmd_clock(settings: Settings, args) -> int:
     from connectors import clock
     from connectors.publisher import Publisher
     from dunning.runners import make_codec
+    from streams.kafka.progress import WorkerProgress
 
     _serve_metrics(settings, clock)
     bootstrap = _connected(settings, "clock")
-    publisher = Publisher(bootstrap, make_codec(settings), settings.partitions)
+    publisher = Publisher(bootstrap, make_codec(settings), settings.partitions,
+                          before_tick=WorkerProgress(bootstrap, waiting=clock.waiting_for_worker))
     if args.start:
         clock.run_range(publisher, args.start, args.days, args.interval)
     else:
@@ -171,6 +177,7 @@ def cmd_publish(settings: Settings, args) -> int:
     from connectors.publisher import Publisher, open_events_file, publish_file
     from dunning.runners import make_codec
     from streams.kafka.clients import ensure_topics, make_producer
+    from streams.kafka.progress import WorkerProgress
 
     if not args.timeout > 0:  # librdkafka reads 0 as "wait for ever"
         raise UsageError("--timeout must be more than 0 seconds")
@@ -185,7 +192,10 @@ def cmd_publish(settings: Settings, args) -> int:
     def connect():
         ensure_topics(bootstrap, settings.partitions)
         producer = make_producer(bootstrap, **{"message.timeout.ms": int(args.timeout * 1000), "linger.ms": 20})
-        yield Publisher(bootstrap, codec, settings.partitions, producer)
+        barrier = None if args.no_wait else WorkerProgress(bootstrap, waiting=lambda seconds: print(
+            f"{args.file}: a DayStarted line waits for the worker to process the lines before it "
+            f"({seconds:.0f} s so far; --no-wait does not wait)", file=sys.stderr))
+        yield Publisher(bootstrap, codec, settings.partitions, producer, before_tick=barrier)
 
     with handle:
         report = publish_file(handle, codec, settings.partitions, connect, skip_invalid=args.skip_invalid,
@@ -288,6 +298,43 @@ def cmd_sample(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_import_bank(settings: Settings, args) -> int:
+    from connectors.bank_files import BankFileError
+    from connectors.bank_import import publish_statement, read_bank_file
+    from connectors.publisher import Publisher
+    from dunning.runners import make_codec
+    from streams.kafka.clients import ensure_topics
+
+    bootstrap = settings.require_kafka("import-bank")
+    try:
+        statement = read_bank_file(args.file, args.format)
+    except OSError as exc:
+        raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
+    except BankFileError as exc:
+        print(f"{args.file}: {exc}; nothing was published", file=sys.stderr)
+        return 1
+    for rejected in statement.rejected:
+        print(f"{args.file}: {rejected.where}: {rejected.reason}", file=sys.stderr)
+    ensure_topics(bootstrap, settings.partitions)
+    report = publish_statement(args.file, statement, Publisher(bootstrap, make_codec(settings), settings.partitions))
+    print(json.dumps(report.to_json(), ensure_ascii=False))
+    return 0 if report.ok else 1
+
+
+def cmd_reference(settings: Settings, args) -> int:
+    from streams.core.references import describe, reference_for
+
+    if args.check:
+        valid, what = describe(args.value)
+        print(f"{args.value}: {'valid' if valid else 'not valid'}: {what}")
+        return 0 if valid else 1
+    try:
+        print(reference_for(args.value, args.scheme))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
 # ----------------------------------------------------------------------------- parsing
 
 
@@ -379,12 +426,17 @@ def build_parser() -> argparse.ArgumentParser:
         "line is reported on stderr with its line number and field. By default the whole file is "
         "checked first and NOTHING is published when any line is bad; --skip-invalid publishes the "
         "valid lines. A line may have at most 1 MiB. A record counts once the broker confirmed it. "
+        "A DayStarted line goes out only once the worker has processed every line before it (a day "
+        "starts after all of the day before is applied, so the outcome is that of dunning simulate); "
+        "--no-wait publishes it at once. "
         "stdout: a JSON report (lines_published, records_delivered, lines_rejected, rejected_lines, "
         "records_failed, ...). Exit status 0: every line published; 1: a line rejected or a record "
         "not delivered; 2: usage error, FILE unreadable or KAFKA_BOOTSTRAP not set.")
     publish.add_argument("file", type=Path, help="events, one JSON object per line (a pipe such as /dev/stdin works)")
     publish.add_argument("--skip-invalid", action="store_true",
                          help="publish the valid lines even when some are bad (default: publish nothing then)")
+    publish.add_argument("--no-wait", action="store_true",
+                         help="publish DayStarted lines at once, without waiting for the worker")
     publish.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                          help="a record the broker has not confirmed after this long counts as failed (default 120)")
     publish.set_defaults(func=cmd_publish)
@@ -406,6 +458,34 @@ def build_parser() -> argparse.ArgumentParser:
     sample = command("sample", "print the demo's sample ledger as JSON lines")
     sample.add_argument("--days", type=_positive_int, default=90)
     sample.set_defaults(func=cmd_sample)
+
+    import_bank = command(
+        "import-bank", "publish the payments of a bank statement file (camt.053, camt.054, PSD2 JSON)",
+        "Reads FILE whole: a camt.053 or camt.054 statement (ISO 20022, versions 001.02 and 001.08) or a "
+        "Berlin Group NextGenPSD2 transactions report (JSON), the format detected unless --format names it. "
+        "Every booked transaction becomes a PaymentReceived with a stable id (the bank's reference), so "
+        "importing a file twice changes nothing; debits are published marked as such and land in the "
+        "unmatched queue; pending transactions wait for the statement that books them. A transaction that "
+        "cannot be read is reported on stderr with its element and the reason and is not published; a file "
+        "that is not a statement, or XML that declares a DTD, is refused whole. stdout: a JSON report (read, "
+        "published, duplicates_skipped, pending_skipped, rejected). Exit status 0: all published; 1: a "
+        "transaction or the file refused; 2: usage error.")
+    import_bank.add_argument("file", type=Path, help="the statement file")
+    import_bank.add_argument("--format", choices=("camt.053", "camt.054", "psd2-json"),
+                             help="the file's format (default: detected from its content)")
+    import_bank.set_defaults(func=cmd_import_bank)
+
+    reference = command(
+        "reference", "make (or check) the payment reference for an invoice number",
+        "Prints the payment reference to put on an invoice: a Dutch betalingskenmerk (check digit and "
+        "length code) for an invoice number of 7 to 12 or 15 digits, otherwise an ISO 11649 RF creditor "
+        "reference of its letters and digits (at most 21). With --check, says whether VALUE is a valid "
+        "reference and which kind (exit status 0: valid, 1: not).")
+    reference.add_argument("value", metavar="INVOICE_NUMBER", help="the invoice number (with --check: a reference)")
+    reference.add_argument("--scheme", choices=("auto", "betalingskenmerk", "rf"), default="auto",
+                           help="auto (default): a betalingskenmerk where the number allows one, else RF")
+    reference.add_argument("--check", action="store_true", help="check VALUE as a payment reference instead")
+    reference.set_defaults(func=cmd_reference)
 
     bench = command("bench", "measure throughput, latency and memory")
     bench.add_argument("--json", action="store_true")

@@ -86,7 +86,7 @@ def run_demo(data_dir: Path, *, partitions: int, database_url: str | None, smtp_
         watcher = pipeline_watcher(stack.bootstrap, codec).start()
         try:
             publisher = Publisher(stack.bootstrap, codec, partitions)
-            drive(publisher, watcher, timeline, timeout=120)
+            drive(publisher, timeline, timeout=120)
             wait_until_day_done(watcher, debtor_ids, timeline[-1].date, timeout=120)
             actions = {a.action_id for a in watcher.events("DunningActionDue")}
             wait_for_projection(engine, len(debtor_ids), timeline[-1].date, len(actions))

@@ -1,48 +1,57 @@
 """Publishing a timeline of days into a running pipeline, day by day.
 
-Within a day: the tick, then the ledger events, then the bank transactions. Before the
-bank transactions go out, the matcher must know every payment reference issued so far,
-and before the next day starts every payment must be matched or reported unmatched;
-that keeps the streaming result equal to the in-memory pipeline's, whatever the speed
-of the worker.
+Each day: its tick, then its ledger events and bank transactions in the ``order`` asked
+for: ``ledger-first``, ``bank-first``, or ``mixed`` (the two interleaved at random, each in
+its own order). Nothing else is waited for between them: a payment that reaches the
+matcher before its invoice's reference waits for it. The tick of the next day is the
+barrier, as in production: it goes out once the worker has processed everything before it
+(``streams.kafka.progress.WorkerProgress``), so the streamed result equals the in-memory
+pipeline's whatever the order and the speed of the worker.
 """
 
 from __future__ import annotations
 
+import random
 from typing import Callable
 
 from connectors.publisher import Publisher
 from harness.sample_ledger import Day
 from harness.watch import TopicWatcher
-from streams.core import events as ev
+from streams.kafka.progress import WorkerProgress
+
+ORDERS = ("ledger-first", "bank-first", "mixed")
 
 
-def drive(publisher: Publisher, watcher: TopicWatcher, days: list[Day], timeout: float = 60.0,
+def day_events(day: Day, order: str, rng: random.Random) -> list:
+    """The day's ledger events and payments in ``order`` (the tick not included)."""
+    if order == "ledger-first":
+        return [*day.ledger, *day.payments]
+    if order == "bank-first":
+        return [*day.payments, *day.ledger]
+    if order != "mixed":
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
+    ledger, payments, out = list(day.ledger), list(day.payments), []
+    while ledger or payments:
+        source = ledger if ledger and (not payments or rng.random() < len(ledger) / (len(ledger) + len(payments))) \
+            else payments
+        out.append(source.pop(0))
+    return out
+
+
+def drive(publisher: Publisher, days: list[Day], timeout: float = 60.0, order: str = "ledger-first", seed: int = 0,
           before_day: Callable[[int], None] | None = None) -> None:
-    referenced: set[str] = set()  # invoice ids whose payment reference the matcher must know
+    """Publishes ``days``; returns once the worker has processed all of them."""
+    rng = random.Random(seed)
+    barrier = publisher.before_tick or WorkerProgress(publisher.bootstrap, timeout=timeout)
+    publisher.before_tick = barrier
     for index, day in enumerate(days):
         if before_day:
             before_day(index)
         publisher.publish(day.tick)
-        for event in day.ledger:
+        for event in day_events(day, order, rng):
             publisher.publish(event)
-            if isinstance(event, ev.InvoiceIssued) and event.payment_reference:
-                referenced.add(event.invoice_id)
         publisher.flush()
-        if not day.payments:
-            continue
-        expected_refs = set(referenced)
-        watcher.wait_for(lambda w: expected_refs <= {e.invoice_id for e in w.events("ReferenceIssued")},
-                         timeout, f"{len(expected_refs)} payment references indexed")
-        for payment in day.payments:
-            publisher.publish(payment)
-        publisher.flush()
-        paid = {p.transaction_id for p in day.payments}
-        watcher.wait_for(
-            lambda w: paid <= {e.transaction_id for e in w.events("PaymentMatched")}
-            | {e.transaction_id for e in w.events("PaymentUnmatched")},
-            timeout, f"{len(paid)} payments of {day.date} matched or reported unmatched",
-        )
+    barrier()
 
 
 def wait_until_day_done(watcher: TopicWatcher, debtor_ids: set[str], day, timeout: float = 60.0) -> None:

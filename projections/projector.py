@@ -59,6 +59,7 @@ class _Sorted:
     limit_events: list[Any] = field(default_factory=list)
     promise_outcomes: list[ev.PromiseKept | ev.PromiseBroken] = field(default_factory=list)
     unmatched: list[ev.PaymentUnmatched] = field(default_factory=list)
+    resolved: list[ev.PaymentResolved] = field(default_factory=list)
 
     @classmethod
     def of(cls, events: Iterable[object]) -> _Sorted:
@@ -77,6 +78,8 @@ class _Sorted:
                 batch.promise_outcomes.append(event)
             elif kind is ev.PaymentUnmatched:
                 batch.unmatched.append(event)
+            elif kind is ev.PaymentResolved:
+                batch.resolved.append(event)
         return batch
 
 
@@ -112,6 +115,11 @@ class Projector:
                 unique_by(map(rows.unmatched_payment_row, batch.unmatched), ["transaction_id"]),
                 keys=["transaction_id"],
             )
+            # Resolved payments leave the queue (their topic partition keeps them after their report).
+            resolved = sorted({r.transaction_id for r in batch.resolved})
+            for start in range(0, len(resolved), IN_LIST_SIZE):
+                connection.execute(delete(UNMATCHED).where(
+                    UNMATCHED.c.transaction_id.in_(resolved[start:start + IN_LIST_SIZE])))
             if offsets:
                 _store_offsets(connection, offsets)
             written = connection.info.pop(ROWS_KEY, {})

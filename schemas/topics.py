@@ -45,7 +45,9 @@ LEDGER = TopicSpec(
 )
 BANK = TopicSpec("dunning.bank-transactions", "transaction_id", (ev.PaymentReceived,))
 MATCHING = TopicSpec(
-    "dunning.matching", "normalised payment reference", (ev.ReferenceIssued, ev.PaymentReceived)
+    "dunning.matching",
+    "normalised payment reference (DayStarted: one copy per partition)",
+    (ev.ReferenceIssued, ev.PaymentReceived, ev.DayStarted),
 )
 ACTIONS = TopicSpec("dunning.actions", "debtor_id", (ev.DunningActionDue,))
 ALERTS = TopicSpec(
@@ -53,12 +55,23 @@ ALERTS = TopicSpec(
     "debtor_id",
     (ev.LimitWarning, ev.LimitBreached, ev.LimitCleared, ev.PromiseKept, ev.PromiseBroken),
 )
-UNMATCHED = TopicSpec("dunning.payments-unmatched", "transaction_id", (ev.PaymentUnmatched,))
+UNMATCHED = TopicSpec("dunning.payments-unmatched", "transaction_id", (ev.PaymentUnmatched, ev.PaymentResolved))
 SNAPSHOTS = TopicSpec("dunning.snapshots", "debtor_id", (ev.DebtorSnapshot,), compacted=True)
 DELIVERIES = TopicSpec("dunning.deliveries", "action_id", (ev.DeliveryResult,))
 DEAD_LETTERS = TopicSpec("dunning.dead-letters", "the original key", (ev.DeadLetter,))
 
 ALL = (LEDGER, BANK, MATCHING, ACTIONS, ALERTS, UNMATCHED, SNAPSHOTS, DELIVERIES, DEAD_LETTERS)
+
+# The topics a DayStarted is published to, one copy per partition: the ledger's debtors and
+# the matcher's waiting payments keep time.
+TICKED = (LEDGER, MATCHING)
+
+# The stream worker's consumer group (its Faust app id).
+WORKER_GROUP = "dunning-worker"
+# What the worker reads. A day tick goes out once the worker has committed all of them to
+# their ends (``streams.kafka.progress``): a tick is a barrier, the day's events, however the
+# topics were read, are all applied before the next day starts.
+WORKER_INPUTS = (LEDGER, BANK, MATCHING)
 
 # Where the core's outputs go.
 OUTPUT_TOPIC = {
@@ -69,6 +82,7 @@ OUTPUT_TOPIC = {
     ev.PromiseKept: ALERTS,
     ev.PromiseBroken: ALERTS,
     ev.PaymentUnmatched: UNMATCHED,
+    ev.PaymentResolved: UNMATCHED,
     ev.DebtorSnapshot: SNAPSHOTS,
     ev.DeliveryResult: DELIVERIES,
     ev.ReferenceIssued: MATCHING,
@@ -85,7 +99,7 @@ def key_of(event: object) -> str | None:
     """The record key for an event on its topic."""
     if isinstance(event, ev.ReferenceIssued):
         return event.reference
-    if isinstance(event, (ev.PaymentReceived, ev.PaymentUnmatched)):
+    if isinstance(event, (ev.PaymentReceived, ev.PaymentUnmatched, ev.PaymentResolved)):
         return event.transaction_id
     if isinstance(event, ev.DeliveryResult):
         return event.action_id

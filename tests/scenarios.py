@@ -56,6 +56,7 @@ class Outcome:
     alerts: dict[str, list] = field(default_factory=dict)  # by debtor: limit and promise events
     matched: dict[str, ev.PaymentMatched] = field(default_factory=dict)  # by transaction id
     unmatched: dict[str, ev.PaymentUnmatched] = field(default_factory=dict)  # by transaction id
+    resolved: dict[str, ev.PaymentResolved] = field(default_factory=dict)  # by transaction id
     snapshots: dict[str, ev.DebtorSnapshot] = field(default_factory=dict)  # the last, by debtor
     refused: set[str] = field(default_factory=set)  # event ids of the inputs refused
 
@@ -81,6 +82,9 @@ class Outcome:
             elif isinstance(output, ev.PaymentUnmatched):
                 if output.transaction_id in transactions:
                     out.unmatched.setdefault(output.transaction_id, output)
+            elif isinstance(output, ev.PaymentResolved):
+                if output.transaction_id in transactions:
+                    out.resolved.setdefault(output.transaction_id, output)
             elif isinstance(output, ev.DebtorSnapshot):
                 latest = out.snapshots.get(output.debtor_id)
                 if output.debtor_id in debtors and (latest is None or output.version > latest.version):
@@ -327,7 +331,7 @@ def payment_by_reference_stops_the_next_step() -> Scenario:
         assert (matched.debtor_id, matched.invoice_id, matched.amount_minor, matched.booking_date) == (
             "PAY-1", "INV-1", 10_000, day(16))
         assert list(out.matched) == [paid.transaction_id]
-        assert out.unmatched[stranger.transaction_id].reason == f"no invoice carries reference {f.ref(99)}"
+        assert out.unmatched[stranger.transaction_id].reason.startswith(f"no invoice carries reference {f.ref(99)}")
         assert list(out.unmatched) == [stranger.transaction_id]
         snap = out.snapshot("PAY-1")
         assert (snap.business_date, snap.balance_minor, snap.overdue_minor, snap.credit_minor, snap.items) == (
@@ -335,6 +339,29 @@ def payment_by_reference_stops_the_next_step() -> Scenario:
         assert (out.refused, out.alerts["PAY-1"]) == (set(), [])
 
     return f.scenario("payment by structured reference stops the next step", expect)
+
+
+def payment_before_its_invoice_waits_for_it() -> Scenario:
+    f = Feed("early", 13)
+    f.register("EARLY-1")
+    f.until(0)
+    paid = f.pay(f.ref(1), 8_000)  # paid up front: the invoice is booked two days later
+    f.until(2)
+    f.invoice("EARLY-1", "INV-1", due=day(16), amount_minor=8_000, reference=f.ref(1))
+    f.until(40)
+
+    def expect(out: Outcome) -> None:
+        # Reported the next morning, matched the moment the invoice came, out of the queue again.
+        assert out.unmatched[paid.transaction_id].reason.startswith(f"no invoice carries reference {f.ref(1)} (yet)")
+        matched = out.matched[paid.transaction_id]
+        assert (matched.debtor_id, matched.invoice_id, matched.amount_minor, matched.booking_date) == (
+            "EARLY-1", "INV-1", 8_000, day(0))
+        assert out.resolved[paid.transaction_id].invoice_id == "INV-1"
+        assert out.actions["EARLY-1"] == []  # no reminder for a paid invoice
+        snap = out.snapshot("EARLY-1")
+        assert (snap.business_date, snap.balance_minor, snap.items) == (day(40), 0, ())
+
+    return f.scenario("payment before its invoice waits for it", expect)
 
 
 def partial_payment_leaves_the_rest_dunned() -> Scenario:
@@ -616,6 +643,7 @@ SCENARIOS: tuple[Scenario, ...] = tuple(build() for build in (
     overdue_invoice_walks_the_workflow,
     late_imported_invoice_keeps_the_letter_and_its_term,
     payment_by_reference_stops_the_next_step,
+    payment_before_its_invoice_waits_for_it,
     partial_payment_leaves_the_rest_dunned,
     dispute_pauses_only_the_disputed_invoice_and_resolving_resumes,
     promise_kept,

@@ -188,3 +188,14 @@ def test_dunning_broker_on_a_taken_port_is_one_line():
         taken.listen()
         line = one_line_refusal(dunning("broker", "--port", str(taken.getsockname()[1]), timeout=60))
     assert "cannot start the embedded broker" in line, line
+
+
+def test_reference_prints_the_reference_for_an_invoice_number_and_checks_one():
+    made = dunning("reference", "12345678")
+    assert (made.returncode, made.stdout, made.stderr) == (0, "4812345678\n", "")
+    assert dunning("reference", "--scheme", "rf", "539007547034").stdout == "RF18539007547034\n"
+    checked = dunning("reference", "--check", "5000056789012346")
+    assert (checked.returncode, checked.stdout.strip()) == (
+        1, "5000056789012346: not valid: betalingskenmerk whose check digit or length code fails")
+    assert dunning("reference", "--check", "RF18539007547034").returncode == 0
+    assert "more than the 21" in one_line_refusal(dunning("reference", "1" * 25))

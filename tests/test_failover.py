@@ -63,7 +63,7 @@ def run_with_a_change_of_workers(tmp_path, change) -> tuple:
                     stack.start(role)
                 watcher = pipeline_watcher(stack.bootstrap, codec).start()
                 try:
-                    drive(Publisher(stack.bootstrap, codec, PARTITIONS), watcher, timeline, timeout=120,
+                    drive(Publisher(stack.bootstrap, codec, PARTITIONS), timeline, timeout=120,
                           before_day=lambda index: change(stack, index))
                     wait_until_day_done(watcher, debtors, timeline[-1].date, timeout=120)
                     expected_states, expected_emails = expected_outcome(timeline)

@@ -53,6 +53,8 @@ LINES = {
                       "amount_minor": 50000, "paid_minor": 0, "currency": "EUR", "business_date": D},
     "PaymentUnmatched": {"event_id": "e17", "transaction_id": "T-9", "booking_date": D, "amount_minor": 999,
                          "currency": "EUR", "reason": "no open invoice with this reference"},
+    "PaymentResolved": {"event_id": "e17b", "transaction_id": "T-9", "resolution": "matched", "debtor_id": "D-1",
+                        "invoice_id": "F-1"},
     "DebtorSnapshot": {"event_id": "e18", "debtor_id": "D-1", "version": 7, "business_date": D, "name": "Jansen",
                        "kind": "B2B", "segment": "smb", "workflow": "b2b-standard", "currency": "EUR",
                        "balance_minor": -5000, "overdue_minor": 0, "credit_minor": 5000,

@@ -98,7 +98,7 @@ def test_bad_events_are_dead_lettered_and_the_pipeline_goes_on(stack, publisher,
 
 def test_streaming_pipeline_and_simulate_produce_the_same_actions(stack, publisher, watcher):
     timeline = sample_days(days=60)
-    drive(publisher, watcher, timeline, timeout=120)
+    drive(publisher, timeline, timeout=120)
     debtors = {e.debtor_id for day in timeline for e in day.ledger if isinstance(e, ev.DebtorRegistered)}
     wait_until_day_done(watcher, debtors, timeline[-1].date, timeout=120)
 

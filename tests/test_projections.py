@@ -447,6 +447,16 @@ def test_unmatched_payment_is_listed(projector, session):
     assert listed[0]["debtor_id"] is None
 
 
+def test_a_payment_matched_after_all_leaves_the_unmatched_queue(projector, session):
+    projector.apply_batch([unmatched("TX1"), unmatched("TX2")])
+    resolved = ev.PaymentResolved("resolved:p-TX1", "TX1", "matched", "D1", "INV-1")
+    projector.apply_batch([resolved])
+    assert [row["transaction_id"] for row in queries.unmatched_payments(session)] == ["TX2"]
+    projector.apply_batch([resolved])  # again: nothing changes
+    projector.apply_batch([unmatched("TX3"), ev.PaymentResolved("resolved:p-TX3", "TX3", "matched")])
+    assert [row["transaction_id"] for row in queries.unmatched_payments(session)] == ["TX2"]
+
+
 # --------------------------------------------------------------------------- idempotence and volume
 
 

@@ -28,7 +28,7 @@ from streams.kafka.clients import end_offsets, ensure_topics
 
 pytestmark = [pytest.mark.broker]
 PARTITIONS = 4
-INPUT_TOPICS = [topics.LEDGER.name, topics.BANK.name]
+INPUT_TOPICS = [topics.LEDGER.name, topics.BANK.name, topics.MATCHING.name]  # the matcher: its ticks
 
 PAYMENT_MATCHED = {"type": "PaymentMatched", "event_id": "pm-1", "debtor_id": "B000001", "invoice_id": "I1",
                    "transaction_id": "T1", "booking_date": "2025-01-02", "amount_minor": 100, "payer_iban": None}
@@ -53,11 +53,14 @@ def write_file(path: Path, events: list, bad: dict[int, bytes]) -> None:
 
 
 def expected_records(events: list) -> Counter:
-    return Counter({(type(e).__name__, e.event_id): PARTITIONS if isinstance(e, ev.DayStarted) else 1
+    return Counter({(type(e).__name__, e.event_id): len(topics.TICKED) * PARTITIONS if isinstance(e, ev.DayStarted) else 1
                     for e in events})
 
 
 def run_publish(bootstrap: str, *args, stdin: bytes | None = None) -> tuple[int, dict | None, list[str]]:
+    """``dunning publish`` into a broker with no worker: ``--no-wait``, or a DayStarted line
+    would wait for ever for the worker to process the lines before it."""
+    args = ("--no-wait", *args)
     env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "PARTITIONS": str(PARTITIONS)}
     env.pop("SCHEMA_REGISTRY_URL", None)
     done = subprocess.run([sys.executable, "-m", "dunning.cli", "publish", *map(str, args)], env=env,

@@ -6,10 +6,12 @@ from hypothesis import strategies as st
 
 from streams.core.references import (
     betalingskenmerk_for,
+    describe,
     is_valid_betalingskenmerk,
     is_valid_reference,
     is_valid_rf,
     normalise,
+    reference_for,
     rf_for,
 )
 
@@ -110,3 +112,43 @@ def test_every_generated_rf_reference_validates(base):
 def test_spaces_dots_dashes_and_case_do_not_matter(written, indexed):
     assert normalise(written) == indexed
     assert is_valid_reference(written)
+
+
+# --------------------------------------------------------------------------- a reference for an invoice
+
+
+@pytest.mark.parametrize("number, scheme, reference", [
+    ("12345678", "auto", "4812345678"),  # DOMAIN.md: invoice number 12345678
+    ("539007547034", "rf", "RF18539007547034"),  # DOMAIN.md's RF examples
+    ("AB2G59X56V543", "auto", "RF19AB2G59X56V543"),
+    ("F2025-0117", "auto", "RF33F20250117"),  # letters: RF, of the letters and digits
+    ("000056789012345", "auto", "5000056789012345"),  # 15 digits: the 16-digit form
+])
+def test_an_invoice_number_gets_the_reference_its_form_allows(number, scheme, reference):
+    assert reference_for(number, scheme) == reference
+    assert describe(reference)[0] and is_valid_reference(reference)
+
+
+@pytest.mark.parametrize("number, scheme, says", [
+    ("F-1", "betalingskenmerk", "digits only"),
+    ("1" * 22, "auto", "more than the 21"),
+    ("--", "auto", "no letters or digits"),
+    ("12345678", "iban", "scheme must be one of"),
+])
+def test_an_invoice_number_that_allows_no_reference_is_refused_with_the_reason(number, scheme, says):
+    with pytest.raises(ValueError, match=says):
+        reference_for(number, scheme)
+
+
+@pytest.mark.parametrize("reference, valid, says", [
+    ("5000 0567 8901 2345", True, "betalingskenmerk"),
+    ("5000056789012346", False, "check digit"),
+    ("1234567", True, "no check digit"),
+    ("12345", False, "not 5"),
+    ("RF18 5390 0754 7034", True, "RF creditor reference"),
+    ("RF19539007547034", False, "check digits fail"),
+    ("INV-2025", False, "neither"),
+])
+def test_a_reference_is_described_as_what_it_is(reference, valid, says):
+    assert describe(reference)[0] is valid
+    assert says in describe(reference)[1]

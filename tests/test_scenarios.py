@@ -23,7 +23,6 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -111,7 +110,10 @@ class Platform:
         self.stack, self.smtp, self.codec = stack, smtp_handler, codec
         self.recorder = Recorder()
         self.watcher = pipeline_watcher(stack.bootstrap, codec, seen=self.recorder).start()
-        self.publisher = Publisher(stack.bootstrap, codec, PARTITIONS)
+        from streams.kafka.progress import WorkerProgress
+
+        self.publisher = Publisher(stack.bootstrap, codec, PARTITIONS,
+                                   before_tick=WorkerProgress(stack.bootstrap, timeout=TIMEOUT))
         self.admin = make_admin(stack.bootstrap)
         self.engine = make_engine(stack.db_url)
 
@@ -131,31 +133,11 @@ class Platform:
     # ---- in
 
     def publish(self, scenario: Scenario) -> None:
-        """The events in their order, as a real feed delivers them (``harness.drive.drive``):
-        each day's tick, then its ledger events, then its bank transactions. A bank
-        transaction goes out only once the matcher has every payment reference issued so
-        far, and nothing after it goes out before it is matched or reported unmatched, so
-        that each debtor's partition of the ledger holds the events in the scenario's order."""
-        referenced: set[tuple[str, str]] = set()
+        """The events in their order, as real feeds deliver them: nothing waits for the
+        worker but a day's tick, which goes out once everything before it is processed
+        (``streams.kafka.progress.WorkerProgress``, as ``dunning publish`` and the clock do)."""
         for event in scenario.events:
-            if isinstance(event, ev.PaymentReceived):
-                self.publisher.flush()
-                expected = set(referenced)
-                self.watcher.wait_for(
-                    lambda w: expected <= {(e.debtor_id, e.invoice_id) for e in w.events("ReferenceIssued")},
-                    TIMEOUT, f"{scenario}: {len(expected)} payment references indexed")
-                self.publisher.publish(event)
-                self.publisher.flush()
-                self.watcher.wait_for(
-                    lambda w: event.transaction_id in {e.transaction_id for e in w.events("PaymentMatched")}
-                    | {e.transaction_id for e in w.events("PaymentUnmatched")},
-                    TIMEOUT, f"{scenario}: {event.transaction_id} matched or reported unmatched")
-                continue
-            if isinstance(event, ev.DayStarted):
-                self.publisher.flush()  # a day is out before the next one starts
             self.publisher.publish(event)
-            if isinstance(event, ev.InvoiceIssued) and event.payment_reference:
-                referenced.add((event.debtor_id, event.invoice_id))
         self.publisher.flush()
 
     # ---- out
@@ -172,14 +154,10 @@ class Platform:
         self.watcher.wait_caught_up(TIMEOUT)
 
     def _worker_committed_everything(self) -> bool:
-        from streams.kafka.clients import end_offsets
+        from streams.kafka.progress import processed
 
-        names = [topics.LEDGER.name, topics.BANK.name, topics.MATCHING.name]
-        ends = end_offsets(self.stack.bootstrap, names)
-        request = ConsumerGroupTopicPartitions("dunning-worker", [TopicPartition(n, p) for n, p in ends])
-        result = self.admin.list_consumer_group_offsets([request])["dunning-worker"].result()
-        committed = {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions}
-        return all(committed.get(tp, -1) >= end for tp, end in ends.items() if end > 0)
+        return processed(self.admin, self.stack.bootstrap, topics.WORKER_GROUP,
+                         [topics.LEDGER.name, topics.BANK.name, topics.MATCHING.name])
 
     def outcome(self, scenario: Scenario) -> Outcome:
         outputs, refused = [], []

@@ -284,6 +284,7 @@ BOUNDS: dict = {
     "event_id": Id(118),
     (ev.ReferenceIssued, "event_id"): Id(128),
     (ev.PaymentMatched, "event_id"): Id(128),
+    (ev.PaymentResolved, "event_id"): Id(128),
     # names and labels
     "name": Text(255, min_length=1),
     "payer_name": Text(255),
@@ -293,6 +294,8 @@ BOUNDS: dict = {
     "owner": Text(128),
     "language": Text(16, min_length=1),  # which languages have templates is the sink's to say
     (ev.DebtorRegistered, "kind"): OneOf("a debtor kind", ("B2B", "B2C")),
+    (ev.PaymentReceived, "direction"): OneOf("a direction", ("credit", "debit")),
+    (ev.PaymentReceived, "reversal"): None,  # a boolean: nothing to bound
     (ev.DisputeOpened, "kind"): Text(16),  # 'dispute' or 'complaint': the ledger's rule
     "source": Text(16),  # 'own' or 'insurer': the ledger's rule
     "method": Text(64),

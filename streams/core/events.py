@@ -88,7 +88,8 @@ class CreditNoteIssued:
 
 @event
 class PaymentReceived:
-    """A booked incoming bank transaction, before it is matched to a debtor."""
+    """A booked bank transaction, before it is matched to a debtor: a credit, or a debit
+    (money out) that is recorded for a person and never booked on an invoice."""
 
     event_id: str
     transaction_id: str
@@ -101,6 +102,8 @@ class PaymentReceived:
     unstructured_remittance: Optional[str] = None
     end_to_end_id: Optional[str] = None
     account_iban: Optional[str] = None  # the creditor's own account it was booked on
+    direction: str = "credit"  # "debit": money out, recorded for a person, never booked on an invoice
+    reversal: bool = False  # the bank reverses an earlier transaction with this one
 
 
 @event
@@ -285,6 +288,17 @@ class PaymentUnmatched:
 
 
 @event
+class PaymentResolved:
+    """A payment reported unmatched has been settled: it leaves the unmatched queue."""
+
+    event_id: str
+    transaction_id: str
+    resolution: str  # "matched": an invoice with its reference was issued after all
+    debtor_id: Optional[str] = None
+    invoice_id: Optional[str] = None
+
+
+@event
 class SnapshotItem:
     invoice_id: str
     issue_date: date
@@ -406,6 +420,7 @@ OutputEvent = Union[
     PromiseKept,
     PromiseBroken,
     PaymentUnmatched,
+    PaymentResolved,
     DebtorSnapshot,
     DeliveryResult,
     ReferenceIssued,
@@ -434,6 +449,7 @@ ALL_TYPES = INPUT_TYPES + (
     PromiseKept,
     PromiseBroken,
     PaymentUnmatched,
+    PaymentResolved,
     DebtorSnapshot,
     DeliveryResult,
     DeadLetter,

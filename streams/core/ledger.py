@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 from streams.core import events as ev
+from streams.core.allocation import allocate
 from streams.core.bounds import MAX_BALANCE_MINOR
 from streams.core.dunning import due_actions, next_move
 from streams.core.limits import update_limit_state
@@ -197,6 +198,8 @@ def _invoice(event: ev.InvoiceIssued, state: DebtorState):
     # invoice_id, event_id, issue_date, due_date, amount_minor, paid_minor, credited_minor, payment_reference
     state.add_item(Item(event.invoice_id, event.event_id, event.issue_date, event.due_date, event.amount_minor,
                         0, 0, reference))
+    if state.credit_minor:  # credit on account pays the new invoice first: nothing else is open
+        state.credit_minor = _book_paid(state, state.credit_minor)
     if not reference:
         return []
     # event_id, reference, debtor_id, invoice_id, currency
@@ -213,7 +216,7 @@ def _credit_note(event: ev.CreditNoteIssued, state: DebtorState):
     absorbed = min(event.amount_minor, item.open_minor)
     state.replace_item(item, item.with_booked(item.paid_minor, item.credited_minor + absorbed))
     _remember(state, event.event_id, event.issue_date)
-    state.credit_minor += event.amount_minor - absorbed
+    state.credit_minor += _book_paid(state, event.amount_minor - absorbed)
     if state.credit_minor > MAX_BALANCE_MINOR:  # the copy is dropped: the state given to apply is untouched
         raise _past_balance_bound("unallocated credit", state.credit_minor)
     return []
@@ -234,10 +237,24 @@ def _payment(event: ev.PaymentMatched, state: DebtorState):
             for p in state.promises
         )
     _remember(state, event.event_id, event.booking_date)
-    state.credit_minor += event.amount_minor - absorbed
+    if event.amount_minor > absorbed:
+        state.credit_minor += _book_paid(state, event.amount_minor - absorbed)
     if state.credit_minor > MAX_BALANCE_MINOR:  # as for a credit note
         raise _past_balance_bound("unallocated credit", state.credit_minor)
     return []
+
+
+def _book_paid(state: DebtorState, amount_minor: int) -> int:
+    """Money beyond the invoice it named goes to the other open items (``allocation``),
+    booked as paid; returns what none of them takes, the credit on account."""
+    if amount_minor <= 0 or not state.open_minor:
+        return amount_minor
+    disputed = {d.invoice_id: state.disputed_minor(d.invoice_id) for d in state.disputes}
+    portions, left = allocate(amount_minor, state.items.values(), disputed)
+    for invoice_id, portion in portions.items():
+        item = state.items[invoice_id]
+        state.replace_item(item, item.with_booked(item.paid_minor + portion, item.credited_minor))
+    return left
 
 
 def _dispute_opened(event: ev.DisputeOpened, state: DebtorState):

@@ -77,3 +77,42 @@ def is_valid_reference(reference: str) -> bool:
 def is_valid_normalised_reference(ref: str) -> bool:
     """``is_valid_reference`` for a reference that ``normalise`` returned."""
     return is_valid_rf(ref) if ref.startswith("RF") else _valid_betalingskenmerk(ref)
+
+
+SCHEMES = ("auto", "betalingskenmerk", "rf")
+RF_BASE_MAX = 21  # characters after "RF" and the two check digits
+
+
+def reference_for(invoice_number: str, scheme: str = "auto") -> str:
+    """The payment reference to print on an invoice: a betalingskenmerk for an invoice
+    number of 7 to 12 or 15 digits, otherwise (or with ``scheme="rf"``) an ISO 11649 RF
+    reference of its letters and digits. ``ValueError`` names why none can be made."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
+    number = normalise(invoice_number)
+    if not number:
+        raise ValueError(f"{invoice_number!r}: holds no letters or digits")
+    fits_betalingskenmerk = number.isdigit() and (len(number) in _LENGTH_CODES or len(number) == 15)
+    if scheme == "betalingskenmerk" or (scheme == "auto" and fits_betalingskenmerk):
+        return betalingskenmerk_for(number)
+    if not number.isascii():
+        raise ValueError(f"{invoice_number!r}: an RF reference holds letters A-Z and digits only")
+    if len(number) > RF_BASE_MAX:
+        raise ValueError(f"{invoice_number!r}: {len(number)} letters and digits, more than the {RF_BASE_MAX} "
+                         "an RF reference holds")
+    return rf_for(number)
+
+
+def describe(reference: str) -> tuple[bool, str]:
+    """Whether a reference is valid for matching, and what it is (or why not), in words."""
+    ref = normalise(reference)
+    if ref.startswith("RF"):
+        return (True, "ISO 11649 RF creditor reference") if is_valid_rf(ref) else (
+            False, "RF reference whose check digits fail")
+    if not (ref.isascii() and ref.isdigit()):
+        return False, "neither an RF reference nor a betalingskenmerk (digits only)"
+    if len(ref) not in (7, 16) and not 9 <= len(ref) <= 14:
+        return False, f"a betalingskenmerk has 7, 9 to 14 or 16 digits, not {len(ref)}"
+    if _valid_betalingskenmerk(ref):
+        return True, "betalingskenmerk" + (" (7 digits, no check digit)" if len(ref) == 7 else "")
+    return False, "betalingskenmerk whose check digit or length code fails"

@@ -36,6 +36,9 @@ class Profile:
     # (``streams.worker.app._seal_changelog``): the embedded broker reports a partition's
     # end as the first offset of its last record batch + 1.
     seal_changelog: bool = False
+    # How often the worker commits what it has done. A day tick waits until the worker has
+    # committed everything before it (``streams.kafka.progress``), three stages in a row.
+    commit_interval_seconds: float = 1.0
 
 
 EMBEDDED = Profile(
@@ -55,6 +58,7 @@ EMBEDDED = Profile(
     },
     fetch_max_wait_ms=50,
     seal_changelog=True,
+    commit_interval_seconds=0.2,  # replays and tests tick many days a minute
 )
 KAFKA = Profile("kafka")
 PROFILES = {profile.name: profile for profile in (EMBEDDED, KAFKA)}
@@ -132,19 +136,41 @@ def ensure_topics(bootstrap: str, partitions: int, specs: Iterable[topics.TopicS
 
 
 def end_offsets(bootstrap: str, topic_names: list[str], timeout: float = 60.0) -> dict[tuple[str, int], int]:
-    """The offset after the last record of each partition, read rather than asked for:
-    the embedded broker reports a partition's end as the first offset of its last record
-    batch + 1, so the reported end is only where reading starts. Each partition is read
-    until the consumer reports its end (``enable.partition.eof``), not until a quiet
-    moment: on a busy machine a fetch can take longer than any quiet moment would."""
-    consumer = Consumer({**base_config(bootstrap), "group.id": "dunning-end-offsets",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
+    """The offset after the last record of each partition of ``topic_names`` (``EndReader``)."""
+    reader = EndReader(bootstrap)
     try:
-        metadata = consumer.list_topics(timeout=10)
+        return reader.read(topic_names, timeout)
+    finally:
+        reader.close()
+
+
+class EndReader:
+    """Reads where partitions end, rather than asking: the embedded broker reports a
+    partition's end as the first offset of its last record batch + 1, so the reported end
+    is only where reading starts. Each partition is read until the consumer reports its
+    end (``enable.partition.eof``), not until a quiet moment: on a busy machine a fetch can
+    take longer than any quiet moment would. One reader serves many reads (a day tick
+    reads the ends of the worker's topics several times)."""
+
+    def __init__(self, bootstrap: str):
+        # A fetch at the end is answered only when its wait runs out (on the embedded
+        # broker): a short wait, so that reaching the end takes milliseconds.
+        self.consumer = Consumer({**base_config(bootstrap), "group.id": "dunning-end-offsets",
+                                  "enable.auto.commit": False, "enable.partition.eof": True,
+                                  "fetch.wait.max.ms": 10})
+        self._partitions: dict[str, list[int]] = {}
+
+    def read(self, topic_names: list[str], timeout: float = 60.0) -> dict[tuple[str, int], int]:
+        consumer = self.consumer
+        missing = [name for name in topic_names if name not in self._partitions]
+        if missing:
+            metadata = consumer.list_topics(timeout=10)
+            for name in missing:
+                self._partitions[name] = sorted(metadata.topics[name].partitions)
         ends: dict[tuple[str, int], int] = {}
         start = []
         for name in topic_names:
-            for partition in metadata.topics[name].partitions:
+            for partition in self._partitions[name]:
                 reported = consumer.get_watermark_offsets(TopicPartition(name, partition), timeout=10)[1]
                 ends[(name, partition)] = reported
                 if reported > 0:
@@ -152,17 +178,22 @@ def end_offsets(bootstrap: str, topic_names: list[str], timeout: float = 60.0) -
         if not start:
             return ends
         consumer.assign(start)
-        open_partitions = {(tp.topic, tp.partition) for tp in start}
-        deadline = time.monotonic() + timeout
-        while open_partitions:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"partitions {sorted(open_partitions)} not read to their end in {timeout} s")
-            for message in consumer.consume(1000, 0.5):
-                tp = (message.topic(), message.partition())
-                if message.error() is not None:
-                    open_partitions.discard(tp)  # end of partition reached
-                    continue
-                ends[tp] = max(ends[tp], message.offset() + 1)
+        try:
+            open_partitions = {(tp.topic, tp.partition) for tp in start}
+            deadline = time.monotonic() + timeout
+            while open_partitions:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"partitions {sorted(open_partitions)} not read to their end in {timeout} s")
+                # consume() waits for all 1,000 or its timeout: a short timeout, called again.
+                for message in consumer.consume(1000, 0.02):
+                    tp = (message.topic(), message.partition())
+                    if message.error() is not None:
+                        open_partitions.discard(tp)  # end of partition reached
+                        continue
+                    ends[tp] = max(ends[tp], message.offset() + 1)
+        finally:
+            consumer.unassign()  # no fetching between reads
         return ends
-    finally:
-        consumer.close()
+
+    def close(self) -> None:
+        self.consumer.close()

@@ -3,8 +3,8 @@
 - ``ledger``: debtor events and day ticks (topic dunning.ledger, keyed by debtor id);
   state in the table ``debtor-state``.
 - ``bank``: bank transactions, re-keyed by payment reference.
-- ``matching``: invoice references and payments keyed by reference; the index lives in
-  the table ``payment-references``; matched payments go back to the ledger topic.
+- ``matching``: invoice references, payments keyed by reference, and day ticks; the matcher's slots (a reference's invoice, the payments waiting for
+  it) live in the table ``payment-references``; matched payments go back to the ledger topic.
 
 Each agent receives a batch of records as Faust's consumer fetched them
 (``streams.worker.batching``) and lets the processor work on it; then it sends all outputs and
@@ -46,7 +46,7 @@ BATCH_SIZE = 2000  # records per fetch, over all topics and partitions
 def create_app(bootstrap: str, profile: Profile, policy: Policy, codec: Codec, *, partitions: int,
                store: str, data_dir: Path) -> faust.App:
     app = faust.App(
-        "dunning-worker",
+        topics.WORKER_GROUP,
         broker=f"kafka://{bootstrap}",
         store=store,
         datadir=str(data_dir / "faust"),
@@ -55,7 +55,7 @@ def create_app(bootstrap: str, profile: Profile, policy: Policy, codec: Codec, *
         consumer_auto_offset_reset="earliest",
         **profile.faust,  # the embedded broker's short group timeouts
         broker_max_poll_interval=120,  # a long batch under load must not cost the group membership
-        broker_commit_interval=1.0,
+        broker_commit_interval=profile.commit_interval_seconds,
         broker_max_poll_records=BATCH_SIZE,
         consumer_max_fetch_size=topics.MAX_RECORD_BYTES,  # a partition's fetch holds its largest record
         web_enabled=False,
@@ -83,7 +83,7 @@ def create_app(bootstrap: str, profile: Profile, policy: Policy, codec: Codec, *
     references = table("payment-references")
     ledger = LedgerProcessor(codec, policy, partitions)
     bank = BankProcessor(codec)
-    matching = MatchingProcessor(codec)
+    matching = MatchingProcessor(codec, partitions)
 
     @app.on_partitions_assigned.connect
     async def say_assigned(sender, assigned, **kwargs) -> None:  # what an operator (and a test) waits for
@@ -112,7 +112,7 @@ def create_app(bootstrap: str, profile: Profile, policy: Policy, codec: Codec, *
 
     @batch_agent(app, topic(topics.MATCHING), dead_letter)
     async def matching_agent(records: list[Record]) -> None:
-        result = matching.process(records, references.get)
+        result = matching.process(records, references.get, references.items)
         await _send(producer, result)
         await _write(producer, references, result, profile.seal_changelog)
         lag_seconds(records)

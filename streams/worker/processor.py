@@ -16,10 +16,10 @@ import structlog
 
 from schemas import topics
 from schemas.codec import Codec
-from streams.core import bounds
+from streams.core import bounds, matching
 from streams.core import events as ev
 from streams.core.ledger import apply
-from streams.core.matching import ReferenceEntry, match_payment, matching_key
+from streams.core.matching import Slot
 from streams.core.policy import Policy
 from streams.core.snapshot import snapshot
 from streams.core.state import DebtorState
@@ -34,7 +34,7 @@ from streams.kafka.records import (
     partition_of,
 )
 from streams.worker import metrics
-from streams.worker.state_codec import decode_state, encode_state
+from streams.worker.state_codec import decode_slot, decode_state, encode_slot, encode_state, slot_has_waiting
 
 log = structlog.get_logger(__name__)
 
@@ -213,49 +213,62 @@ class BankProcessor(_Base):
             payment = self.decode(result, record, (ev.PaymentReceived,))
             if payment is None:
                 continue
-            result.outputs.append(Output(topics.MATCHING.name, matching_key(payment).encode(), record.value))
+            result.outputs.append(Output(topics.MATCHING.name, matching.matching_key(payment).encode(), record.value))
         result.tally.publish()
         return result
 
 
 class MatchingProcessor(_Base):
-    """References of issued invoices and payments, keyed by reference -> matched or not."""
+    """References of issued invoices, payments and day ticks, keyed by reference: the
+    matcher's slots (``streams.core.matching``) in the table, matched or unmatched payments out."""
 
-    def process(self, records: Iterable[Record], load: Callable[[bytes], Optional[bytes]]) -> BatchResult:
+    def __init__(self, codec: Codec, partitions: int):
+        super().__init__(codec)
+        self.partitions = partitions
+
+    def process(
+        self,
+        records: Iterable[Record],
+        load: Callable[[bytes], Optional[bytes]],
+        items: Callable[[], Iterable[tuple[bytes, bytes]]],
+    ) -> BatchResult:
         result = BatchResult()
-        fresh: dict[bytes, ReferenceEntry] = {}
+        slots: dict[bytes, Slot] = {}  # changed in this batch
+
+        def slot_of(key: bytes) -> Slot:
+            if key in slots:
+                return slots[key]
+            raw = load(key)
+            return matching.EMPTY if raw is None else decode_slot(raw)
+
+        def step(key: bytes, change, event, record: Record) -> None:
+            before = slot_of(key)
+            slot, outputs = change(before, event)
+            if slot is not before:  # a payment matched at once changes no slot: nothing to write
+                slots[key] = slot
+                result.states[key] = (b"", record)  # encoded once, after the batch
+            for output in outputs:
+                self.emit(result, output)
+
         for record in records:
             event = self.decode(result, record, topics.MATCHING.types)
             if event is None:
                 continue
-            if isinstance(event, ev.ReferenceIssued):
-                entry = ReferenceEntry(event.debtor_id, event.invoice_id, event.currency)
-                fresh[record.key or event.reference.encode()] = entry
-                result.states[event.reference.encode()] = (
-                    f"{entry.debtor_id}\x1f{entry.invoice_id}\x1f{entry.currency}".encode(), record)
-                continue
-            index = _ReferenceLookup(fresh, load)
-            outcome = match_payment(index, event)
-            self.emit(result, outcome)
+            if isinstance(event, ev.DayStarted):
+                # The slots of this partition with payments waiting: stored, or changed in this batch.
+                waiting = {key for key, raw in items() if slot_has_waiting(raw)}
+                waiting.update(key for key, slot in slots.items() if slot.waiting)
+                for key in sorted(waiting):
+                    if partition_of(key, self.partitions) == record.partition:
+                        step(key, lambda slot, _: matching.on_day(slot), event, record)
+            elif isinstance(event, ev.ReferenceIssued):
+                step(event.reference.encode(), matching.on_reference, event, record)
+            else:
+                step(matching.matching_key(event).encode(), matching.on_payment, event, record)
+        for key, (_, record) in result.states.items():
+            result.states[key] = (encode_slot(slots[key]), record)
         result.tally.publish()
         return result
-
-
-class _ReferenceLookup:
-    """Mapping view over the references table plus this batch's new references."""
-
-    def __init__(self, fresh: dict[bytes, ReferenceEntry], load: Callable[[bytes], Optional[bytes]]):
-        self.fresh, self.load = fresh, load
-
-    def get(self, reference: str, default=None):
-        key = reference.encode()
-        if key in self.fresh:
-            return self.fresh[key]
-        raw = self.load(key)
-        if raw is None:
-            return default
-        debtor_id, invoice_id, currency = raw.decode().split("\x1f")
-        return ReferenceEntry(debtor_id, invoice_id, currency)
 
 
 LAG_SAMPLES_PER_BATCH = 64

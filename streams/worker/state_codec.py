@@ -1,4 +1,4 @@
-"""Debtor state to bytes and back, for the Faust table and its changelog.
+"""Debtor state and the matcher's slots to bytes and back, for the Faust tables and their changelogs.
 
 Positional JSON arrays (orjson) with dates as day ordinals: compact in memory and fast
 to decode, which matters because a table holds a debtor's state as these bytes. The
@@ -16,6 +16,8 @@ from datetime import date
 
 import orjson
 
+from schemas.json_form import event_from_json, event_to_json
+from streams.core.matching import Slot, Waiting
 from streams.core.state import Debtor, DebtorState, Dispute, Item, Promise
 
 FORMAT = 1
@@ -92,3 +94,32 @@ def decode_state(data: bytes) -> DebtorState:
         {i[0]: Item(i[0], i[1], _day(i[2]), _day(i[3]), i[4], i[5], i[6], i[7], i[8], _opt_day(i[9])) for i in items}
     )
     return state
+
+
+# --------------------------------------------------------------------------- the matcher's slots
+
+# A slot with an invoice and no payment waiting, by far the most common, keeps the short
+# form "debtor<US>invoice<US>currency"; a slot with payments waiting is a JSON array
+# [format, entry or null, [[reported, payment], ...]], the payments in their JSON form.
+_SEPARATOR = "\x1f"
+
+
+def encode_slot(slot: Slot) -> bytes:
+    entry = None if slot.debtor_id is None else [slot.debtor_id, slot.invoice_id, slot.currency]
+    if not slot.waiting and entry is not None:
+        return _SEPARATOR.join(entry).encode()
+    return orjson.dumps([FORMAT, entry, [[w.reported, event_to_json(w.payment)] for w in slot.waiting]])
+
+
+def slot_has_waiting(data: bytes) -> bool:
+    return data[:1] == b"["
+
+
+def decode_slot(data: bytes) -> Slot:
+    if not slot_has_waiting(data):
+        return Slot(*data.decode().split(_SEPARATOR))
+    fmt, entry, waiting = orjson.loads(data)
+    if fmt != FORMAT:
+        raise ValueError(f"slot format {fmt} is not supported (expected {FORMAT})")
+    return Slot(*(entry or (None, None, None)),
+                waiting=tuple(Waiting(event_from_json(payment), reported) for reported, payment in waiting))
