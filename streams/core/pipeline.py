@@ -32,11 +32,9 @@ class Pipeline:
         if kind is ev.PaymentReceived:
             key = matching.matching_key(event)
             slot, outputs = matching.on_payment(self.slots.get(key, matching.EMPTY), event)
-            if slot.waiting:
+            if slot.waiting:  # otherwise the slot is as it was: a payment matched or refused changes none
                 self.slots[key] = slot
                 self.waiting.add(key)
-            elif key not in self.slots:
-                self.slots[key] = slot
             if outputs and type(outputs[0]) is ev.PaymentMatched:  # a payment is matched alone, or not at all
                 return [outputs[0], *self._to_debtor(outputs[0].debtor_id, outputs[0])]
             return outputs
