@@ -27,13 +27,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from typing import Optional
 
-import defusedxml.ElementTree as SafeET
-from babel.numbers import get_currency_precision
-from defusedxml import DefusedXmlException
-
+from connectors import safe_xml
+from connectors.amounts import Unreadable as _Broken  # a transaction that cannot be read, and where
+from connectors.amounts import minor_units
 from streams.core import bounds
 from streams.core import events as ev
 
@@ -108,40 +106,14 @@ def read_statement(data: bytes, fmt: str | None = None) -> Statement:
     return statement
 
 
-class _Broken(Exception):
-    def __init__(self, reason: str, where: str | None = None):
-        super().__init__(reason)
-        self.reason, self.where = reason, where
-
-
-def minor_units(amount: str, currency: str, where: str) -> int:
-    """An amount in words of the bank ("1234.50") as exact minor units of its currency."""
-    if not (len(currency) == 3 and currency.isascii() and currency.isalpha() and currency.isupper()):
-        raise _Broken(f"currency {currency!r} is not an ISO 4217 code", where)
-    try:
-        value = Decimal(amount.strip())
-    except InvalidOperation:
-        raise _Broken(f"amount {amount!r} is not a number", where) from None
-    if not value.is_finite():
-        raise _Broken(f"amount {amount!r} is not a number", where)
-    digits = get_currency_precision(currency)
-    minor = value.scaleb(digits)
-    if minor != minor.to_integral_value():
-        raise _Broken(f"amount {amount} has more decimals than {currency} has ({digits})", where)
-    return int(minor)
-
-
 # --------------------------------------------------------------------------- camt.053 / camt.054
 
 
 def _parse_xml(data: bytes):
     try:
-        return SafeET.fromstring(data, forbid_dtd=True)
-    except DefusedXmlException as exc:
-        raise BankFileError(f"refused: the XML declares a DTD or entities ({type(exc).__name__}); a bank "
-                            "statement needs neither, and they can read local files or expand without end") from None
-    except SafeET.ParseError as exc:
-        raise BankFileError(f"not well-formed XML: {exc}") from None
+        return safe_xml.parse(data, "a bank statement")
+    except safe_xml.XmlRefused as exc:
+        raise BankFileError(str(exc)) from None
 
 
 def _namespace(tag: str) -> str:

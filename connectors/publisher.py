@@ -53,6 +53,11 @@ def records_of(codec: Codec, partitions: int, event) -> list[Record]:
     return [(spec.name, topics.key_of(event).encode(), codec.encode(spec.name, event), None)]
 
 
+def _phases(records: list[Record]) -> list[list[Record]]:
+    """A tick's records by topic, in ``topics.TICKED`` order."""
+    return [[r for r in records if r[0] == ticked.name] for ticked in topics.TICKED]
+
+
 def is_tick(records: list[Record]) -> bool:
     """The records of a DayStarted: the only input published without a key."""
     return bool(records) and records[0][1] is None
@@ -61,7 +66,8 @@ def is_tick(records: list[Record]) -> bool:
 class Publisher:
     """``before_tick``: called before a DayStarted goes out, once everything published
     before it is delivered; the commands pass ``streams.kafka.progress.WorkerProgress``, so
-    that a tick is a barrier (every event before it applied before the day starts)."""
+    that a tick is a barrier (every event before it applied before the day starts). Between
+    the phases of a tick its ``between_phases`` is called, if it has one."""
 
     def __init__(self, bootstrap: str, codec: Codec, partitions: int, producer: Producer | None = None,
                  before_tick: Callable[[], None] | None = None):
@@ -91,12 +97,9 @@ class Publisher:
 
     def send(self, records: list[Record], on_delivery: Callable[[KafkaError | None], None] | None = None) -> None:
         """Produces the records; ``on_delivery(error)`` is called once per record when its
-        delivery is reported (``error`` None: delivered), after it is counted."""
-        tick = is_tick(records) and self.before_tick is not None
-        if tick:
-            self.wait()
-            if not self.failed:  # a tick after records that did not arrive would skip them
-                self.before_tick()
+        delivery is reported (``error`` None: delivered), after it is counted. A tick goes
+        out in phases, one per ticked topic (``topics.TICKED``), each after ``before_tick``:
+        the matcher's day (and the probes it sends) is over before the ledger's begins."""
 
         def reported(error: KafkaError | None, _message=None) -> None:
             if error is None:
@@ -108,6 +111,22 @@ class Publisher:
             if on_delivery is not None:
                 on_delivery(error)
 
+        if not (is_tick(records) and self.before_tick is not None):
+            self._produce_all(records, reported)
+            return
+        for number, phase in enumerate(_phases(records)):
+            self.wait()
+            if not self.failed:  # a tick after records that did not arrive would skip them
+                barrier = self.before_tick if number == 0 else getattr(self.before_tick, "between_phases",
+                                                                         self.before_tick)
+                barrier()
+            self._produce_all(phase, reported)
+        # Delivered before anything after it is sent: what comes later reaches the matcher
+        # (over the bank agent, or as a reference from the ledger) behind the tick. (Without
+        # ``before_tick`` a tick is no barrier, and is not waited for either.)
+        self.wait()
+
+    def _produce_all(self, records: list[Record], reported) -> None:
         for index, (topic, key, value, partition) in enumerate(records):
             try:
                 self._produce(topic, key, value, partition, reported)
@@ -115,11 +134,6 @@ class Publisher:
                 for _ in records[index:]:
                     reported(exc.args[0])
                 return
-        if tick:
-            # Delivered before anything after it is sent: what comes later reaches the matcher
-            # (over the bank agent, or as a reference from the ledger) behind the tick. (Without
-            # ``before_tick`` a tick is no barrier, and is not waited for either.)
-            self.wait()
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, partition: int | None, callback) -> None:
         produce(self.producer, topic, value, key, partition, on_delivery=callback)

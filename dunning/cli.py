@@ -42,6 +42,9 @@ READS = {
     "sample": (),
     "reference": (),
     "import-bank": (*KAFKA, "LOG_LEVEL"),
+    "import-invoices": (*KAFKA, "DATA_DIR", "LOG_LEVEL"),
+    "poll-psd2": (*KAFKA, "PSD2_BASE_URL", "PSD2_ACCOUNT_ID", "PSD2_CONSENT_ID", "PSD2_TOKEN", "PSD2_POLL_SECONDS",
+                  "PSD2_RETRY_SECONDS", "DATA_DIR", "LOG_LEVEL"),
 }
 EXAMPLES = {
     "worker": "KAFKA_BOOTSTRAP=127.0.0.1:9092 dunning worker",
@@ -58,6 +61,8 @@ EXAMPLES = {
     "sample": "dunning sample --days 30 > sample.jsonl",
     "reference": "dunning reference 12345678",
     "import-bank": "dunning import-bank statement-2025-04-15.xml",
+    "import-invoices": "dunning import-invoices openstaande-posten-2025-04-15.csv --source exact-main",
+    "poll-psd2": "dunning poll-psd2 --date-from 2025-04-01 --once",
 }
 
 
@@ -321,6 +326,102 @@ def cmd_import_bank(settings: Settings, args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_import_invoices(settings: Settings, args) -> int:
+    from connectors.invoice_files import FORMATS, OPEN_ITEM_FORMATS, InvoiceFileError
+    from connectors.invoice_import import InvoiceStateError, ListingState, publish_listing, read_invoice_path
+    from connectors.publisher import Publisher
+    from dunning.runners import make_codec
+    from schemas.codec import EncodeError
+
+    if args.format is not None and args.format not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {args.format!r}")
+    if args.term_days < 0:
+        raise UsageError(f"--term-days must be 0 or more, not {args.term_days}")
+    settings.require_kafka("import-invoices")
+    try:
+        listing = read_invoice_path(args.path, args.format, args.term_days)
+    except OSError as exc:
+        raise UsageError(f"{args.path}: {exc.strerror or exc}") from None
+    except InvoiceFileError as exc:
+        print(f"{args.path}: {exc}; nothing was published", file=sys.stderr)
+        return 1
+    state = None
+    if listing.format in OPEN_ITEM_FORMATS:
+        state = ListingState(settings.prepare_data_dir() / "invoice-imports", listing.format,
+                             args.source or args.path.stem)
+    elif args.source:
+        raise UsageError(f"--source names the listing of an open-item export ({', '.join(OPEN_ITEM_FORMATS)}); "
+                         "UBL documents are not compared with an earlier import")
+    for rejected in listing.rejected:
+        print(f"{rejected.where}: {rejected.reason}", file=sys.stderr)
+    bootstrap = _connected(settings, "import-invoices")
+    try:
+        report = publish_listing(args.path, listing, Publisher(bootstrap, make_codec(settings), settings.partitions),
+                                 state)
+    except InvoiceStateError as exc:
+        raise UsageError(str(exc)) from None
+    except EncodeError as exc:  # transient: the schema registry cannot be reached
+        print(f"{args.path}: schema registry: {exc.reason}; nothing was published", file=sys.stderr)
+        return 1
+    for missing in report.no_longer_listed:
+        print(f"{args.path}: invoice {missing['invoice_id']} (debtor {missing['debtor_id']}) was listed by the last "
+              "import and is not now: left as it is, look into it", file=sys.stderr)
+    if report.listing_not_saved:
+        print(f"{args.path}: {report.listing_not_saved}; the next import compares with the listing before",
+              file=sys.stderr)
+    print(json.dumps(report.to_json(), ensure_ascii=False))
+    return 0 if report.ok else 1
+
+
+def cmd_poll_psd2(settings: Settings, args) -> int:
+    import signal
+    import threading
+
+    from connectors.psd2_poll import Account, Backoff, Psd2Client, Psd2Error, Psd2Poller, StateFile
+    from connectors.publisher import Publisher
+    from dunning.runners import make_codec
+
+    base_url, account_id, consent_id, token = settings.require_psd2()
+    interval = settings.psd2_poll_seconds if args.interval is None else args.interval
+    if not interval > 0:
+        raise UsageError("--interval must be more than 0 seconds")
+    bootstrap = _connected(settings, "poll-psd2")  # before the bank: a read of it may be one of four a day
+    stop = threading.Event()
+
+    def stopping(*_) -> None:  # the first Ctrl-C ends the poll after its page, a second one at once
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGINT, stopping)
+    signal.signal(signal.SIGTERM, stopping)
+    state_file = StateFile(settings.prepare_data_dir() / "psd2", account_id)
+    client = Psd2Client(Account(base_url, account_id, consent_id, token),
+                        Backoff(budget=settings.psd2_retry_seconds), stop=stop)
+    publisher = Publisher(bootstrap, make_codec(settings), settings.partitions)
+    def rejected(where: str, reason: str) -> None:
+        print(f"poll-psd2: {where}: {reason}", file=sys.stderr)
+
+    date_from = args.date_from
+    try:
+        with client, state_file.locked():
+            poller = Psd2Poller(client, publisher, state_file, on_rejected=rejected)
+            while True:
+                report = poller.poll(date_from)
+                date_from = None  # from the state from the second poll on
+                print(json.dumps(report.to_json(), ensure_ascii=False), flush=True)
+                if report.refused:
+                    raise UsageError(report.error)
+                if report.error:
+                    print(f"dunning poll-psd2: {report.error}", file=sys.stderr, flush=True)
+                if args.once:
+                    return 130 if report.stopped else 0 if report.ok else 1
+                if stop.is_set() or stop.wait(interval):
+                    return 0
+    except Psd2Error as exc:  # before a poll began: the state file, no start date
+        raise UsageError(str(exc)) from None
+
+
 def cmd_reference(settings: Settings, args) -> int:
     from streams.core.references import describe, reference_for
 
@@ -474,6 +575,51 @@ def build_parser() -> argparse.ArgumentParser:
     import_bank.add_argument("--format", choices=("camt.053", "camt.054", "psd2-json"),
                              help="the file's format (default: detected from its content)")
     import_bank.set_defaults(func=cmd_import_bank)
+
+    import_invoices = command(
+        "import-invoices", "publish the debtors, invoices and credit notes of UBL documents or an open-item export",
+        "Reads PATH whole: a folder of UBL 2.1 / Peppol BIS Billing 3.0 Invoice and CreditNote documents (.xml), "
+        "one such document, or the CSV open-item export of Exact Online (ReceivablesList), Twinfield (browse "
+        "100), Moneybird (sales invoices) or e-Boekhouden (GetOpenPosten), the format detected unless --format "
+        "names it. Each debtor is registered once, then each invoice and credit note is published with a stable "
+        "id, so importing the same files twice changes nothing. An open-item export's OPEN amounts are "
+        "published, a negative one as a credit note; the invoices it lists are kept per source under "
+        "DATA_DIR/invoice-imports/, and an invoice the last import listed and this one does not is reported "
+        "(no_longer_listed), never closed. A document or row that cannot be read is reported on stderr with "
+        "its file, element or line and the reason and is not published; a file that is neither, not UTF-8, or "
+        "XML that declares a DTD is refused whole. stdout: a JSON report (debtors_published, "
+        "invoices_published, credit_notes_published, duplicates_skipped, rejected, no_longer_listed, ...). "
+        "Exit status 0: all published; 1: a document, row or file refused, or a record not delivered; 2: usage "
+        "error.")
+    import_invoices.add_argument("path", type=Path, metavar="FILE|DIR", help="the export file, or a folder of UBL .xml")
+    import_invoices.add_argument("--format", metavar="FORMAT",
+                                 help="ubl, exact, twinfield, moneybird or eboekhouden (default: detected)")
+    import_invoices.add_argument("--source", help="whose listing an open-item export continues (default: the file's "
+                                 "name without extension; give one when the name carries a date)")
+    import_invoices.add_argument("--term-days", type=int, default=30, metavar="DAYS",
+                                 help="days from invoice date to due date where the export has no due date "
+                                 "(e-Boekhouden; default 30)")
+    import_invoices.set_defaults(func=cmd_import_invoices)
+
+    poll_psd2 = command(
+        "poll-psd2", "poll a Berlin Group PSD2 account for booked transactions and publish them",
+        "Asks PSD2_BASE_URL/v1/accounts/PSD2_ACCOUNT_ID/transactions?bookingStatus=booked&dateFrom=D (Consent-ID, "
+        "Bearer token), follows _links.next to the last page and publishes every booked transaction as a "
+        "PaymentReceived, with the same ids as import-bank gives the same JSON; pending ones wait until they are "
+        "booked. Progress is kept in DATA_DIR/psd2/ACCOUNT.json, written once the broker confirmed: a poll stopped "
+        "anywhere is followed by one that publishes exactly the rest. 429, 5xx and no answer are asked again with "
+        "backoff for PSD2_RETRY_SECONDS; another 4xx (401: consent expired) ends the command with the bank's message. "
+        "Without --once it polls every --interval seconds until Ctrl-C or SIGTERM. stdout: a JSON report per poll "
+        "(pages, read, published, duplicates_skipped, pending_skipped, rejected). Exit status 0: all published; 1: "
+        "a transaction rejected, not delivered, or the bank unreachable (--once); 2: usage error, a setting missing, "
+        "the bank refused.")
+    poll_psd2.add_argument("--date-from", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                           help="first booking date to read (needed for the first poll; later polls go on from the "
+                                "state file)")
+    poll_psd2.add_argument("--once", action="store_true", help="poll once, print the report and end")
+    poll_psd2.add_argument("--interval", type=float, metavar="SECONDS",
+                           help="seconds between polls (default: PSD2_POLL_SECONDS)")
+    poll_psd2.set_defaults(func=cmd_poll_psd2)
 
     reference = command(
         "reference", "make (or check) the payment reference for an invoice number",

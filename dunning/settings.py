@@ -22,7 +22,9 @@ from harness import SAMPLE_POLICY
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_LEVEL_ALIASES = {"warn": "warning", "fatal": "critical"}
 # Settings whose value may carry a password: an error about them never repeats the value.
-SECRET_VALUED = {"database_url", "smtp_url", "schema_registry_url", "schema_registry_password"}
+SECRET_VALUED = {"database_url", "smtp_url", "schema_registry_url", "schema_registry_password",
+                 "psd2_base_url", "psd2_token"}  # a base URL refused for holding user:password@ is not repeated
+PSD2 = ("psd2_base_url", "psd2_account_id", "psd2_consent_id", "psd2_token")  # what poll-psd2 needs
 
 
 class SettingsError(ValueError):
@@ -51,6 +53,39 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="debug, info, warning (warn), error or critical")
     smtp_timeout: float = Field(30.0, gt=0, le=3600, description="seconds per SMTP step")
     sink_retry_seconds: float = Field(3600.0, ge=0, description="how long a send that may pass is tried again")
+    psd2_base_url: Optional[str] = Field(None, description="Berlin Group NextGenPSD2 API base, the part before /v1")
+    psd2_account_id: Optional[str] = Field(None, description="the account's resourceId at the bank")
+    psd2_consent_id: Optional[str] = Field(None, description="the AIS consent (Consent-ID header)")
+    psd2_token: Optional[str] = Field(None, repr=False, description="OAuth2 access token (Authorization: Bearer)")
+    # PSD2 RTS art. 36(5)(b): without the account holder present, four reads a day.
+    psd2_poll_seconds: float = Field(21600.0, gt=0, description="seconds between the polls of poll-psd2")
+    psd2_retry_seconds: float = Field(120.0, gt=0, description="how long poll-psd2 asks again (429, 5xx, no answer)")
+
+    @field_validator("psd2_base_url")
+    @classmethod
+    def _psd2_base_url(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return None
+        parts = _http_url(value)
+        if parts is None or parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("one http:// or https:// URL without user, query or fragment (the token goes in "
+                             "PSD2_TOKEN)")
+        return value
+
+    @field_validator("psd2_account_id", "psd2_consent_id")
+    @classmethod
+    def _psd2_id(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not (len(value) <= 256 and value.isprintable() and value.strip() == value
+                                      and " " not in value):
+            raise ValueError("an id of at most 256 printable characters without spaces")
+        return value
+
+    @field_validator("psd2_token")
+    @classmethod
+    def _psd2_token(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not (value.isascii() and value.isprintable() and " " not in value):
+            raise ValueError("printable ASCII without spaces, the token itself (no 'Bearer ' before it)")
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -83,12 +118,7 @@ class Settings(BaseSettings):
     def _registry_url(cls, value: Optional[str]) -> Optional[str]:
         if value is None:
             return None
-        parts = urlsplit(value)
-        try:
-            parts.port  # noqa: B018 - raises on a port that is not a number
-        except ValueError:
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or "," in value:
+        if _http_url(value) is None or "," in value:
             # Never quote the value or the parser's message: both may hold the password.
             raise ValueError("one http:// or https:// URL (percent-encode a / @ : , in the user name or password)")
         return value
@@ -145,12 +175,30 @@ class Settings(BaseSettings):
                 "(it prints what to export) or point KAFKA_BOOTSTRAP at your Kafka cluster")
         return self.kafka_bootstrap
 
+    def require_psd2(self) -> tuple[str, str, str, str]:
+        """Base URL, account id, consent id and token, or a one-line refusal naming what is missing."""
+        missing = [name.upper() for name in PSD2 if getattr(self, name) is None]
+        if missing:
+            raise SettingsError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set; poll-psd2 "
+                                "needs the bank's API base URL, the account id, the AIS consent id and an access token")
+        return self.psd2_base_url, self.psd2_account_id, self.psd2_consent_id, self.psd2_token
+
     def prepare_data_dir(self) -> Path:
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SettingsError(f"DATA_DIR={self.data_dir}: cannot create it: {exc.strerror or exc}") from exc
         return self.data_dir
+
+
+def _http_url(value: str):
+    """The parts of an http:// or https:// URL with a host and a numeric port (if any), or None."""
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return None
+    return parts if parts.scheme in ("http", "https") and parts.hostname else None
 
 
 class _Given(Settings):

@@ -1,9 +1,10 @@
 """The demo's sample ledger: about 50 debtors in three segments over 90 days.
 
 Deterministic (seeded), so the demo tells the same story every time: invoices, payments
-by reference (on time, late, partial), one payment whose reference matches nothing, one
-dispute, a kept and a broken promise, one credit-limit breach and an intercompany debtor
-that is never dunned.
+by reference (on time, late, partial), some without one (the text names the invoice, or
+only the debtor's known account and the amount say which), one payment whose reference
+matches nothing, one dispute, a kept and a broken promise, one credit-limit breach and an
+intercompany debtor that is never dunned.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+
+from schwifty import IBAN
 
 from streams.core import events as ev
 from streams.core.references import betalingskenmerk_for
@@ -57,7 +60,9 @@ def sample_days(start: date = START, days: int = DAYS, seed: int = 7) -> list[Da
         timeline[day].ledger.append(invoice)
         return invoice
 
-    def pay(invoice: ev.InvoiceIssued, day: int, amount: int | None = None, reference: str | None = None) -> None:
+    def pay(invoice: ev.InvoiceIssued, day: int, amount: int | None = None, quotes: str = "reference") -> None:
+        """``quotes``: "reference" (structured), "number" (the invoice number in the text
+        only) or "nothing" (the debtor's account and the amount must tell)."""
         if day >= length:
             return
         tx = f"tx-{invoice.invoice_id}-{day}"
@@ -67,10 +72,10 @@ def sample_days(start: date = START, days: int = DAYS, seed: int = 7) -> list[Da
                 transaction_id=tx,
                 booking_date=timeline[day].date,
                 amount_minor=invoice.amount_minor if amount is None else amount,
-                payer_iban="NL91ABNA0417164300",
+                payer_iban=str(IBAN.generate("NL", bank_code="INGB", account_code=invoice.debtor_id[1:].rjust(10, "0"))),
                 payer_name=f"Debtor {invoice.debtor_id}",
-                structured_reference=reference or invoice.payment_reference,
-                unstructured_remittance=f"Factuur {invoice.invoice_id}",
+                structured_reference=invoice.payment_reference if quotes == "reference" else None,
+                unstructured_remittance="betaling" if quotes == "nothing" else f"Factuur {invoice.invoice_id}",
             )
         )
 
@@ -102,12 +107,12 @@ def sample_days(start: date = START, days: int = DAYS, seed: int = 7) -> list[Da
             amount = rng.randint(50, 900) * 100 if kind == "B2C" else rng.randint(500, 4_000) * 100
             invoices.append(new_invoice(debtor_id, rng.randint(0, 35), amount, 14 if kind == "B2C" else 30))
         behaviour = rng.random()
-        for invoice in invoices:
+        for index, invoice in enumerate(invoices):
             due = (invoice.due_date - start).days
-            if behaviour < 0.35:
-                pay(invoice, due - rng.randint(0, 5))  # pays on time
-            elif behaviour < 0.6:
-                pay(invoice, due + rng.randint(5, 25))  # pays late, after a reminder or two
+            if behaviour < 0.35:  # pays on time; now and then without a reference
+                pay(invoice, due - rng.randint(0, 5), quotes="nothing" if index and n % 3 == 0 else "reference")
+            elif behaviour < 0.6:  # pays late, after a reminder or two; some name the invoice in the text only
+                pay(invoice, due + rng.randint(5, 25), quotes="number" if n % 2 == 0 else "reference")
             elif behaviour < 0.7:
                 pay(invoice, due + rng.randint(2, 10), amount=invoice.amount_minor // 2)  # pays half
             # the rest never pays within the 90 days

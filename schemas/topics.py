@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streams.core import events as ev
+from streams.core.matching import index_key
 
 # The largest record the platform writes: a debtor's state in its table's changelog and its
 # snapshot grow with its open items (``streams.core.ledger.MAX_ITEMS`` bounds them). Topics
@@ -41,13 +42,15 @@ LEDGER = TopicSpec(
         ev.CreditLimitSet,
         ev.DayStarted,
         ev.PaymentMatched,
+        ev.PaymentProbe,
     ),
 )
 BANK = TopicSpec("dunning.bank-transactions", "transaction_id", (ev.PaymentReceived,))
 MATCHING = TopicSpec(
     "dunning.matching",
-    "normalised payment reference (DayStarted: one copy per partition)",
-    (ev.ReferenceIssued, ev.PaymentReceived, ev.DayStarted),
+    "the matcher's key: a normalised payment reference, \"tx:\" + a transaction id, \"no:\" + an invoice "
+    "number, \"iban:\" + a payer's IBAN (DayStarted: one copy per partition)",
+    (ev.ReferenceIssued, ev.PaymentReceived, ev.DayStarted, ev.PayerLearned, ev.PaymentProbe),
 )
 ACTIONS = TopicSpec("dunning.actions", "debtor_id", (ev.DunningActionDue,))
 ALERTS = TopicSpec(
@@ -62,9 +65,11 @@ DEAD_LETTERS = TopicSpec("dunning.dead-letters", "the original key", (ev.DeadLet
 
 ALL = (LEDGER, BANK, MATCHING, ACTIONS, ALERTS, UNMATCHED, SNAPSHOTS, DELIVERIES, DEAD_LETTERS)
 
-# The topics a DayStarted is published to, one copy per partition: the ledger's debtors and
-# the matcher's waiting payments keep time.
-TICKED = (LEDGER, MATCHING)
+# The topics a DayStarted is published to, one copy per partition, in this order with a
+# barrier between them (``connectors.publisher``): the matcher's waiting payments first (the
+# cascade's probes reach their debtors), then the ledger's debtors (who decide them, then
+# run the day).
+TICKED = (MATCHING, LEDGER)
 
 # The stream worker's consumer group (its Faust app id).
 WORKER_GROUP = "dunning-worker"
@@ -86,19 +91,29 @@ OUTPUT_TOPIC = {
     ev.DebtorSnapshot: SNAPSHOTS,
     ev.DeliveryResult: DELIVERIES,
     ev.ReferenceIssued: MATCHING,
+    ev.PayerLearned: MATCHING,
+    ev.PaymentProbe: MATCHING,  # handed to its debtor: LEDGER (``output_topic``)
     ev.PaymentMatched: LEDGER,
     ev.DeadLetter: DEAD_LETTERS,
 }
 
 # Where integrators publish each input type.
-INPUT_TOPIC = {cls: LEDGER for cls in LEDGER.types if cls is not ev.PaymentMatched}
+INPUT_TOPIC = {cls: LEDGER for cls in LEDGER.types if cls not in (ev.PaymentMatched, ev.PaymentProbe)}
 INPUT_TOPIC[ev.PaymentReceived] = BANK
+
+
+def output_topic(event: object) -> TopicSpec:
+    """Where an output goes: by its type, but a probe handed to its debtor goes to the ledger."""
+    if type(event) is ev.PaymentProbe and event.debtor_id is not None:
+        return LEDGER
+    return OUTPUT_TOPIC[type(event)]
 
 
 def key_of(event: object) -> str | None:
     """The record key for an event on its topic."""
-    if isinstance(event, ev.ReferenceIssued):
-        return event.reference
+    if isinstance(event, (ev.ReferenceIssued, ev.PayerLearned)) or (
+            isinstance(event, ev.PaymentProbe) and event.debtor_id is None):
+        return index_key(event)
     if isinstance(event, (ev.PaymentReceived, ev.PaymentUnmatched, ev.PaymentResolved)):
         return event.transaction_id
     if isinstance(event, ev.DeliveryResult):

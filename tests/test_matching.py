@@ -10,13 +10,13 @@ from datetime import date, timedelta
 import pytest
 
 from harness.drive import ORDERS, day_events
-from harness.sample_ledger import sample_days
 from streams.core import events as ev
 from streams.core import matching
 from streams.core.pipeline import Pipeline
 from streams.core.references import betalingskenmerk_for
 from streams.worker.state_codec import decode_slot, encode_slot
 from tests.scenario import sample_policy
+from tests.timelines import timeline_with_early_payments
 
 START = date(2025, 3, 3)
 REFERENCE = betalingskenmerk_for("20250042")
@@ -74,14 +74,26 @@ def test_a_payment_still_waiting_at_the_next_day_is_reported_once_and_leaves_the
 
 
 @pytest.mark.parametrize("bad, reason", [
-    (payment(0, reference=None), "no structured payment reference"),
-    (payment(0, reference="1234567890123456"), "fails its check digits"),
     (payment(0, amount=-500), "not an incoming payment"),
+    (ev.PaymentReceived("bank-tx-d", "tx-d", START, 500, direction="debit"), "a debit"),
+    (ev.PaymentReceived("bank-tx-r", "tx-r", START, 500, reversal=True), "reverses an earlier"),
 ])
-def test_a_payment_that_no_invoice_can_ever_carry_is_reported_at_once(bad, reason):
+def test_what_is_no_payment_from_a_debtor_is_reported_at_once(bad, reason):
     _, outputs = run([tick(0), bad])
     (reported,) = of_type(outputs, ev.PaymentUnmatched)
     assert reason in reported.reason
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (payment(0, reference=None), "no structured reference"),
+    (payment(0, reference="1234567890123456"), "fails its check digits"),
+])
+def test_a_payment_with_no_usable_reference_and_nothing_else_to_go_by_is_reported_at_the_next_tick(bad, reason):
+    pipeline, outputs = run([tick(0), registered(), invoice(0), bad])
+    assert of_type(outputs, ev.PaymentUnmatched) == []  # the cascade runs at the tick, when the day is complete
+    (reported,) = of_type(pipeline.process(tick(1)), ev.PaymentUnmatched)
+    assert reason in reported.reason and "no payer account" in reported.reason
+    assert pipeline.slots.keys() == {REFERENCE, "no:F20250042"}  # the parked payment left no slot behind
 
 
 def test_the_same_payment_twice_while_it_waits_is_matched_once():
@@ -122,11 +134,12 @@ def outcome(events) -> tuple:
 
 @pytest.mark.parametrize("seed", range(3))
 def test_the_order_of_ledger_and_bank_within_a_day_changes_nothing(seed):
-    timeline = sample_days(days=40)
+    timeline = timeline_with_early_payments(40)
     rng = random.Random(seed)
     results = {order: outcome([e for day in timeline for e in (day.tick, *day_events(day, order, rng))])
                for order in ORDERS}
     canonical = outcome([e for day in timeline for e in day.events()])
-    assert canonical[1], "the sample ledger matches payments"
+    assert ("tx-early-2", "F-EARLY-2") in canonical[1], "a payment before its invoice on the same day"
+    assert ("tx-early-3", "F-EARLY-3") in canonical[1], "the cascade, at the day tick"
     for order, result in results.items():
         assert result == canonical, order

@@ -5,8 +5,8 @@ order). Money is always an integer amount in minor units (cents) plus an ISO 421
 currency code; dates are ``datetime.date``; optional fields default to ``None``.
 
 Inputs are published by integrators and connectors; outputs are produced by the
-functional core; ``PaymentMatched`` and ``ReferenceIssued`` are internal hops of
-the payment matcher.
+functional core; ``ReferenceIssued``, ``PayerLearned``, ``PaymentProbe`` and
+``PaymentMatched`` are internal hops of the payment matcher.
 """
 
 from __future__ import annotations
@@ -170,6 +170,49 @@ class ReferenceIssued:
     debtor_id: str
     invoice_id: str
     currency: str = "EUR"
+    kind: str = "payment_reference"  # or "invoice_number": the invoice's number, for the matching cascade
+
+
+@event
+class PayerLearned:
+    """A payer's account seen on a confirmed match, re-keyed by IBAN for the matcher: the
+    next payment from it without a reference points to this debtor."""
+
+    event_id: str
+    iban: str
+    debtor_id: str
+
+
+@event
+class MatchCandidate:
+    """A debtor (and invoice) a payment may belong to, and what points to it."""
+
+    debtor_id: str
+    invoice_id: Optional[str] = None
+    via: str = "invoice_number"  # in the text; or "payer_iban" (a learned account), "open_item" (of the debtor)
+
+
+@event
+class PaymentProbe:
+    """A payment without a usable structured reference on its way through the matcher's
+    indexes (``route``: the keys still to visit), collecting what they know (``hits``);
+    with ``debtor_id`` set, handed to that debtor, who decides at the next day tick."""
+
+    event_id: str
+    transaction_id: str
+    booking_date: date
+    amount_minor: int
+    currency: str
+    payer_iban: Optional[str] = None
+    payer_name: Optional[str] = None
+    structured_reference: Optional[str] = None
+    unstructured_remittance: Optional[str] = None
+    end_to_end_id: Optional[str] = None
+    account_iban: Optional[str] = None
+    payment_event_id: str = ""  # the PaymentReceived's own event id
+    route: tuple[str, ...] = ()
+    hits: tuple[MatchCandidate, ...] = ()
+    debtor_id: Optional[str] = None
 
 
 @event
@@ -183,8 +226,11 @@ class PaymentMatched:
     booking_date: date
     amount_minor: int
     currency: str = "EUR"
-    method: str = "structured_reference"
+    method: str = "structured_reference"  # or invoice_number, payer_iban_amount, payer_iban_combination, manual
     payer_iban: Optional[str] = None
+    more_invoice_ids: tuple[str, ...] = ()  # further invoices the payment pays, after invoice_id, in this order
+    reason: Optional[str] = None  # why the matcher chose this invoice
+    confidence_pct: int = 100  # how sure: 100 for a structured reference, less for the cascade's later steps
 
 
 # --------------------------------------------------------------------------- outputs
@@ -285,6 +331,7 @@ class PaymentUnmatched:
     unstructured_remittance: Optional[str] = None
     end_to_end_id: Optional[str] = None
     debtor_id: Optional[str] = None  # set when the debtor is known but no open invoice fits
+    candidates: tuple[MatchCandidate, ...] = ()  # the debtors and invoices the matcher considered
 
 
 @event
@@ -441,6 +488,8 @@ INPUT_TYPES = (
 
 ALL_TYPES = INPUT_TYPES + (
     ReferenceIssued,
+    PayerLearned,
+    PaymentProbe,
     PaymentMatched,
     DunningActionDue,
     LimitWarning,
@@ -461,6 +510,8 @@ NESTED_TYPES = {
     (DebtorSnapshot, "items"): SnapshotItem,
     (DebtorSnapshot, "disputes"): SnapshotDispute,
     (DebtorSnapshot, "promises"): SnapshotPromise,
+    (PaymentUnmatched, "candidates"): MatchCandidate,
+    (PaymentProbe, "hits"): MatchCandidate,
 }
 
 EVENT_TYPES_BY_NAME = {cls.__name__: cls for cls in ALL_TYPES}

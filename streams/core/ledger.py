@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 
+from streams.core import cascade
 from streams.core import events as ev
 from streams.core.allocation import allocate
 from streams.core.bounds import MAX_BALANCE_MINOR
@@ -40,6 +41,7 @@ MAX_CATCH_UP_DAYS = 366
 # and snapshot grow with them and each travel as one record (``schemas.topics.MAX_RECORD_BYTES``;
 # at this bound the state takes 1.2 MB compressed, the snapshot 3.7 MB).
 MAX_ITEMS = 100_000
+PAYER_IBANS_KEPT = 5  # accounts a debtor remembers having learned (it says each once)
 
 Outputs = list
 # What an event may have made due, for ``evaluate``. Payments, credit notes, new disputes,
@@ -78,13 +80,23 @@ def apply(state: DebtorState, event, policy: Policy) -> tuple[DebtorState, Outpu
 
 
 def start_day(state: DebtorState, today: date, policy: Policy) -> tuple[DebtorState, Outputs]:
-    """A new business date. Days the debtor did not see a tick for (the clock was down, a
-    tick went missing) are caught up one by one first, so no step, promise or letter
-    term is skipped and the outcome is the same as with every tick delivered."""
-    if state.today is not None and today <= state.today:
+    """A new business date. The payments the matching cascade handed to the debtor are
+    decided first, on the day they were booked: the day's steps see them. Days the debtor
+    did not see a tick for (the clock was down, a tick went missing) are caught up one by
+    one, so no step, promise or letter term is skipped and the outcome is the same as with
+    every tick delivered."""
+    repeated = state.today is not None and today <= state.today
+    if repeated and not state.pending:
         return state, []  # a repeated or late tick
     draft = state.copy()
     outputs: Outputs = []
+    if state.pending:
+        _decide_pending(draft, outputs)
+        if repeated:
+            evaluate(draft, policy, outputs, ALL_ITEMS if _settle_promises(draft, outputs) else NOTHING)
+            return draft, outputs
+        if _settle_promises(draft, outputs):
+            draft.steps_quiet_until = None  # what a kept promise held back may be due today
     if state.today is not None:
         missed = (today - state.today).days - 1
         for _ in range(min(missed, MAX_CATCH_UP_DAYS)):
@@ -200,10 +212,17 @@ def _invoice(event: ev.InvoiceIssued, state: DebtorState):
                         0, 0, reference))
     if state.credit_minor:  # credit on account pays the new invoice first: nothing else is open
         state.credit_minor = _book_paid(state, state.credit_minor)
-    if not reference:
-        return []
-    # event_id, reference, debtor_id, invoice_id, currency
-    return [ev.ReferenceIssued(f"ref:{event.event_id}", reference, state.debtor_id, event.invoice_id, event.currency)]
+    # The index entries the matcher finds the invoice by: its payment reference, its number.
+    # event_id, reference, debtor_id, invoice_id, currency, kind
+    outputs = []
+    if reference:
+        outputs.append(ev.ReferenceIssued(f"ref:{event.event_id}", reference, state.debtor_id, event.invoice_id,
+                                          event.currency))
+    number = cascade.number_token(event.invoice_id)
+    if number:
+        outputs.append(ev.ReferenceIssued(f"number:{event.event_id}", number, state.debtor_id, event.invoice_id,
+                                          event.currency, cascade.NUMBER))
+    return outputs
 
 
 def _credit_note(event: ev.CreditNoteIssued, state: DebtorState):
@@ -226,22 +245,55 @@ def _payment(event: ev.PaymentMatched, state: DebtorState):
     _require_money(event, state)
     if event.event_id in state.seen:
         return None
-    item = state.items.get(event.invoice_id)
-    absorbed = 0
-    if item is not None:
-        absorbed = min(event.amount_minor, item.open_minor)
-        state.replace_item(item, item.with_booked(item.paid_minor + absorbed, item.credited_minor))
+    named = (event.invoice_id, *event.more_invoice_ids) if event.more_invoice_ids else (event.invoice_id,)
+    left = event.amount_minor
+    for invoice_id in named:  # the invoices the payer named, in their order (BW 6:43 lid 1)
+        item = state.items.get(invoice_id)
+        if item is not None and left:
+            absorbed = min(left, item.open_minor)
+            state.replace_item(item, item.with_booked(item.paid_minor + absorbed, item.credited_minor))
+            left -= absorbed
     if state.promises:
         state.promises = tuple(
-            replace(p, paid_minor=p.paid_minor + event.amount_minor) if p.covers(event.invoice_id) else p
+            replace(p, paid_minor=p.paid_minor + event.amount_minor) if any(p.covers(i) for i in named) else p
             for p in state.promises
         )
     _remember(state, event.event_id, event.booking_date)
-    if event.amount_minor > absorbed:
-        state.credit_minor += _book_paid(state, event.amount_minor - absorbed)
+    if left:
+        state.credit_minor += _book_paid(state, left)
     if state.credit_minor > MAX_BALANCE_MINOR:  # as for a credit note
         raise _past_balance_bound("unallocated credit", state.credit_minor)
+    return _learned(state, event)
+
+
+def _learned(state: DebtorState, event: ev.PaymentMatched) -> Outputs:
+    """The payer's account, from a match that named the invoice, for the matcher's next
+    payment from it without a reference (once per account the debtor does not know yet)."""
+    iban = event.payer_iban
+    if not iban or event.method not in cascade.LEARNED_FROM or iban in state.payer_ibans:
+        return []
+    state.payer_ibans = (*state.payer_ibans, iban)[-PAYER_IBANS_KEPT:]
+    return [ev.PayerLearned(f"payer:{state.debtor_id}:{iban}", iban, state.debtor_id)]
+
+
+def _probe(event: ev.PaymentProbe, state: DebtorState):
+    """A payment the cascade addressed to this debtor: decided at the next day tick, with
+    the others of the day in a fixed order, so the order they arrived in does not matter."""
+    if event.event_id in state.seen or f"pay:{event.payment_event_id}" in state.seen:
+        return None
+    _remember(state, event.event_id, event.booking_date)
+    state.pending = (*state.pending, event)
     return []
+
+
+def _decide_pending(state: DebtorState, outputs: Outputs) -> None:
+    for probe in sorted(state.pending, key=lambda p: (p.booking_date, p.transaction_id, p.event_id)):
+        decision = cascade.decide(state, probe)
+        outputs.append(decision)
+        if type(decision) is ev.PaymentMatched:
+            outputs.extend(_payment(decision, state) or ())
+    state.pending = ()
+    state.version += 1
 
 
 def _book_paid(state: DebtorState, amount_minor: int) -> int:
@@ -329,6 +381,7 @@ _BOOKING = {  # event type -> (booking, what it may make due)
     ev.InvoiceIssued: (_invoice, NEW_INVOICE),
     ev.CreditNoteIssued: (_credit_note, NOTHING),
     ev.PaymentMatched: (_payment, NOTHING),
+    ev.PaymentProbe: (_probe, NOTHING),
     ev.DisputeOpened: (_dispute_opened, NOTHING),
     ev.DisputeResolved: (_dispute_resolved, ALL_ITEMS),
     ev.PromiseToPayMade: (_promise_made, NOTHING),

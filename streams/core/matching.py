@@ -1,26 +1,33 @@
-"""Matching a bank transaction to an open invoice by its structured payment reference.
+"""Matching a bank transaction to an open invoice: first by its structured payment
+reference, then by the cascade (``streams.core.cascade``) for a payment without one.
 
-Only an exact structured reference whose check digits validate is trusted; anything
-else becomes ``PaymentUnmatched`` with the reason, for a person to look at. A payment
-is never dropped and never matched on a guess.
+Only an exact structured reference whose check digits validate is matched at once;
+anything else waits for the next day tick, where the cascade either finds the debtor
+and invoices by what the payment says (with the reason and how sure) or puts it in the
+unmatched queue for a person. A payment is never dropped and never matched on a guess.
 
-The matcher keeps one ``Slot`` per key (a normalised reference, or the transaction id of
-a payment without one) and changes it only through the three functions below, as the
-ledger changes a debtor's state through ``apply``; the stream keeps the slots in a table,
-``dunning simulate`` in a dict. A payment whose valid reference no invoice carries yet
-waits in its slot and is matched the moment the reference is issued, however late: the
-order in which the bank feed and the ledger are read does not change the outcome. A
-payment still waiting when the next day starts is reported unmatched once (a person sees
-it in the queue), keeps waiting, and leaves the queue (``PaymentResolved``) when it is
-matched after all.
+The matcher keeps, per key, a ``Slot`` (a normalised reference, or ``tx:`` + the
+transaction id of a payment parked for the cascade) or a ``cascade.Known`` (an invoice
+number, ``no:``, or a payer's account, ``iban:``), and changes them only through the
+functions below, as the ledger changes a debtor's state through ``apply``; the stream
+keeps them in a table, ``dunning simulate`` in a dict. A payment whose valid reference
+no invoice carries yet waits in its slot and is matched the moment the reference is
+issued, however late: the order in which the bank feed and the ledger are read does not
+change the outcome. A payment still waiting when the next day starts is reported
+unmatched once (a person sees it in the queue), keeps waiting, and leaves the queue
+(``PaymentResolved``) when it is matched after all.
 """
 
 from __future__ import annotations
 
 from typing import Mapping, NamedTuple
 
+from streams.core import cascade
 from streams.core import events as ev
+from streams.core.cascade import NOTHING_KNOWN, Known
 from streams.core.references import is_valid_normalised_reference, normalise
+
+PARKED_KEY = "tx:"  # a payment for the cascade waits under its transaction id
 
 
 class ReferenceEntry(NamedTuple):
@@ -56,30 +63,51 @@ class Slot(NamedTuple):
 EMPTY = Slot()
 
 
+def is_index_key(key: str) -> bool:
+    return key.startswith((cascade.NUMBER_KEY, cascade.PAYER_KEY))
+
+
+def empty_at(key: str) -> Slot | Known:
+    """What a key holds before anything is written to it."""
+    return NOTHING_KNOWN if is_index_key(key) else EMPTY
+
+
 def entry_for(event: ev.ReferenceIssued) -> ReferenceEntry:
     return ReferenceEntry(event.debtor_id, event.invoice_id, event.currency)
 
 
 def matching_key(payment: ev.PaymentReceived) -> str:
-    """Where a payment is routed for matching: its reference, or its transaction id."""
-    if payment.structured_reference:
-        return normalise(payment.structured_reference) or payment.transaction_id
-    return payment.transaction_id
+    """Where a payment is routed for matching: its reference, if it validates; otherwise
+    its transaction id."""
+    reference = _reference(payment)
+    if reference and is_valid_normalised_reference(reference):
+        return reference
+    return PARKED_KEY + payment.transaction_id
+
+
+def index_key(event: ev.ReferenceIssued | ev.PayerLearned | ev.PaymentProbe) -> str:
+    """Where the matcher keeps (or a probe looks up) an index entry."""
+    if type(event) is ev.PaymentProbe:
+        return event.route[0]
+    if type(event) is ev.PayerLearned:
+        return cascade.payer_key(event.iban)
+    if event.kind == cascade.NUMBER:
+        return cascade.number_key(event.reference)
+    return event.reference
 
 
 def on_payment(slot: Slot, payment: ev.PaymentReceived) -> tuple[Slot, list]:
     """A payment routed to ``slot`` (its ``matching_key``): matched, reported unmatched, or
-    waiting for its reference. A payment that waits already is not taken twice."""
+    waiting, for its reference or for the cascade at the next tick. A payment that waits
+    already is not taken twice."""
     reference = _reference(payment)
     if slot.debtor_id is not None:
         return slot, [_decide(payment, reference, slot)]
-    if (payment.amount_minor > 0 and payment.direction == "credit" and not payment.reversal and reference
-            and is_valid_normalised_reference(reference)):
-        # A valid reference that no invoice carries yet: the payment waits for it.
-        if any(w.payment.event_id == payment.event_id for w in slot.waiting):
-            return slot, []
-        return slot._replace(waiting=(*slot.waiting, Waiting(payment))), []
-    return slot, [_decide(payment, reference, None)]
+    if payment.amount_minor <= 0 or payment.direction != "credit" or payment.reversal:
+        return slot, [_decide(payment, reference, None)]
+    if any(w.payment.event_id == payment.event_id for w in slot.waiting):
+        return slot, []
+    return slot._replace(waiting=(*slot.waiting, Waiting(payment))), []
 
 
 def on_reference(slot: Slot, event: ev.ReferenceIssued) -> tuple[Slot, list]:
@@ -97,14 +125,34 @@ def on_reference(slot: Slot, event: ev.ReferenceIssued) -> tuple[Slot, list]:
 
 
 def on_day(slot: Slot) -> tuple[Slot, list]:
-    """A new business day: each payment still waiting and not yet reported is reported
-    unmatched (once), and keeps waiting for its reference."""
+    """A new business day. A payment parked for the cascade sets out as a ``PaymentProbe``
+    (or, with nothing to look up, is reported unmatched) and leaves the slot; one waiting
+    for its reference is reported unmatched (once) and keeps waiting."""
     if all(w.reported for w in slot.waiting):
         return slot, []
-    outputs = [_unmatched(w.payment, f"no invoice carries reference {_reference(w.payment)} (yet): the payment "
-                                     "waits and is matched when an invoice with that reference is issued")
-               for w in slot.waiting if not w.reported]
-    return slot._replace(waiting=tuple(Waiting(w.payment, True) for w in slot.waiting)), outputs
+    outputs: list = []
+    kept = []
+    for w in slot.waiting:
+        if not _awaits_reference(w.payment):
+            outputs.append(cascade.probe_for(w.payment))
+        elif w.reported:
+            kept.append(w)
+        else:
+            outputs.append(_unmatched(w.payment, f"no invoice carries reference {_reference(w.payment)} (yet): the "
+                                                 "payment waits and is matched when an invoice with that reference "
+                                                 "is issued"))
+            kept.append(Waiting(w.payment, True))
+    return slot._replace(waiting=tuple(kept)), outputs
+
+
+def on_index(known: Known, event: ev.ReferenceIssued | ev.PayerLearned) -> tuple[Known, list]:
+    """An invoice's number, or a payer's account learned from a match: into its index entry."""
+    return known.add(event.debtor_id, event.invoice_id if type(event) is ev.ReferenceIssued else None), []
+
+
+def on_probe(known: Known, probe: ev.PaymentProbe) -> tuple[Known, list]:
+    """A probe at an index entry (``cascade.visit``); the entry does not change."""
+    return known, [cascade.visit(known, probe)]
 
 
 def resolved(payment: ev.PaymentReceived, matched: ev.PaymentMatched) -> ev.PaymentResolved:
@@ -150,18 +198,10 @@ def _reference(payment: ev.PaymentReceived) -> str:
     return normalise(payment.structured_reference or "")
 
 
+def _awaits_reference(payment: ev.PaymentReceived) -> bool:
+    reference = _reference(payment)
+    return bool(reference) and is_valid_normalised_reference(reference)
+
+
 def _unmatched(payment: ev.PaymentReceived, reason: str, debtor_id: str | None = None) -> ev.PaymentUnmatched:
-    return ev.PaymentUnmatched(
-        event_id=f"unmatched:{payment.event_id}",
-        transaction_id=payment.transaction_id,
-        booking_date=payment.booking_date,
-        amount_minor=payment.amount_minor,
-        currency=payment.currency,
-        reason=reason,
-        payer_iban=payment.payer_iban,
-        payer_name=payment.payer_name,
-        structured_reference=payment.structured_reference,
-        unstructured_remittance=payment.unstructured_remittance,
-        end_to_end_id=payment.end_to_end_id,
-        debtor_id=debtor_id,
-    )
+    return cascade.unmatched(payment, payment.event_id, reason, debtor_id)

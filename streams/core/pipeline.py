@@ -2,8 +2,11 @@
 the streaming pipeline with.
 
 It routes exactly as the Faust app does: ledger events to their debtor, payments to the
-matcher's slot of their reference, a DayStarted to every matcher slot and every debtor,
-and ReferenceIssued / PaymentMatched outputs back into the matcher and the ledger.
+matcher's entry of their reference (or of their transaction id), index entries and
+probes to their key, and a DayStarted first to every matcher entry with payments waiting
+(the probes set out, visit the indexes and reach their debtors), then to every debtor,
+as the clock's two-phase tick does in the stream. ReferenceIssued, PayerLearned,
+PaymentProbe and the matcher's PaymentMatched are internal hops, routed on at once.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from streams.core.state import DebtorState
 class Pipeline:
     policy: Policy
     debtors: dict[str, DebtorState] = field(default_factory=dict)
-    slots: dict[str, matching.Slot] = field(default_factory=dict)  # the matcher's, by matching key
+    slots: dict[str, object] = field(default_factory=dict)  # the matcher's Slot or Known, by key
     waiting: set[str] = field(default_factory=set)  # the keys of the slots with payments waiting
 
     def process(self, event) -> list:
@@ -35,41 +38,68 @@ class Pipeline:
             if slot.waiting:  # otherwise the slot is as it was: a payment matched or refused changes none
                 self.slots[key] = slot
                 self.waiting.add(key)
-            if outputs and type(outputs[0]) is ev.PaymentMatched:  # a payment is matched alone, or not at all
-                return [outputs[0], *self._to_debtor(outputs[0].debtor_id, outputs[0])]
-            return outputs
+            return self._from_matcher(outputs)
         if kind is ev.DayStarted:
             outputs = []
             for key in sorted(self.waiting):
-                slot, reported = matching.on_day(self.slots[key])
-                self.slots[key] = slot
-                outputs.extend(reported)
+                slot, found = matching.on_day(self.slots[key])
+                self._store(key, slot)
+                outputs.extend(self._from_matcher(found))
             for debtor_id in sorted(self.debtors):
                 outputs.extend(self._to_debtor(debtor_id, event))
             return outputs
         return self._to_debtor(event.debtor_id, event)
 
+    def _store(self, key: str, slot: matching.Slot) -> None:
+        if slot.waiting:
+            self.slots[key] = slot
+            return
+        self.waiting.discard(key)
+        if slot.debtor_id is None:
+            self.slots.pop(key, None)  # nothing left under the key: the stream deletes it too
+        else:
+            self.slots[key] = slot
+
     def _to_debtor(self, debtor_id: str, event) -> list:
         state = self.debtors.get(debtor_id) or DebtorState(debtor_id)
         state, outputs = apply(state, event, self.policy)
         self.debtors[debtor_id] = state
-        matched = None
+        hops = None
         for output in outputs:
-            if type(output) is ev.ReferenceIssued:
-                slot, found = matching.on_reference(self.slots.get(output.reference, matching.EMPTY), output)
-                self.slots[output.reference] = slot
+            kind = type(output)
+            if kind is ev.ReferenceIssued or kind is ev.PayerLearned:
+                found = self._index(output)
                 if found:
-                    self.waiting.discard(output.reference)
-                    matched = (matched or []) + self._matched(found)
-        return outputs + matched if matched else outputs
+                    hops = (hops or []) + self._from_matcher(found)
+        return outputs + hops if hops else outputs
 
-    def _matched(self, outputs: list) -> list:
-        """The matcher's outputs, each match followed by what it does to its debtor."""
+    def _index(self, event: ev.ReferenceIssued | ev.PayerLearned) -> list:
+        key = matching.index_key(event)
+        if matching.is_index_key(key):
+            known, found = matching.on_index(self.slots.get(key, matching.NOTHING_KNOWN), event)
+            self.slots[key] = known
+            return found
+        slot, found = matching.on_reference(self.slots.get(key, matching.EMPTY), event)
+        self.slots[key] = slot
+        if found:
+            self.waiting.discard(key)
+        return found
+
+    def _from_matcher(self, outputs: list) -> list:
+        """The matcher's outputs, each match or probe followed by where it goes next."""
         results: list = []
         for output in outputs:
             results.append(output)
-            if type(output) is ev.PaymentMatched:
+            kind = type(output)
+            if kind is ev.PaymentMatched:
                 results.extend(self._to_debtor(output.debtor_id, output))
+            elif kind is ev.PaymentProbe:
+                if output.debtor_id is not None:
+                    results.extend(self._to_debtor(output.debtor_id, output))
+                else:
+                    key = matching.index_key(output)
+                    _, found = matching.on_probe(self.slots.get(key, matching.NOTHING_KNOWN), output)
+                    results.extend(self._from_matcher(found))
         return results
 
     def snapshots(self) -> list[ev.DebtorSnapshot]:

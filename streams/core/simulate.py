@@ -15,6 +15,9 @@ from streams.core.bounds import check
 from streams.core.pipeline import Pipeline
 from streams.core.policy import Policy
 
+# The matcher's index entries and probes: how a result comes about, not a result.
+INTERNAL_HOPS = (ev.ReferenceIssued, ev.PayerLearned, ev.PaymentProbe)
+
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
@@ -34,7 +37,7 @@ def simulate(events: Iterable, policy: Policy, snapshots: bool = False) -> Itera
             yield Rejected(position, getattr(event, "event_id", ""), f"{type(event).__name__} {exc}", exc.field)
             continue
         for output in outputs:
-            if not isinstance(output, ev.ReferenceIssued):  # an internal hop, not a result
+            if type(output) not in INTERNAL_HOPS:
                 yield output
     if snapshots:
         yield from pipeline.snapshots()

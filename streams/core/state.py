@@ -121,6 +121,9 @@ class DebtorState:
     # redelivered events are recognised and ignored; old ids are pruned.
     seen: dict[str, date] = field(default_factory=dict)
     open_minor: int = 0  # the open amount of all items, kept in step by add_item and replace_item
+    # Payments the matching cascade handed to this debtor, decided at the next day tick.
+    pending: tuple = ()  # of events.PaymentProbe
+    payer_ibans: tuple[str, ...] = ()  # accounts learned from its confirmed matches, the most recent last
     # (workflow, date ordinal): before that date no step of that workflow can move, so a
     # day tick need not look at the items. A hint, not part of the state: not stored,
     # not compared; None means look.
@@ -130,7 +133,8 @@ class DebtorState:
         """A shallow copy to change: containers are shared and must be replaced, not changed."""
         return DebtorState(self.debtor_id, self.debtor, self.items, self.disputes, self.promises,
                            self.credit_minor, self.credit_limit_minor, self.limit_source, self.limit_state,
-                           self.today, self.version, self.seen, self.open_minor, self.steps_quiet_until)
+                           self.today, self.version, self.seen, self.open_minor, self.pending, self.payer_ibans,
+                           self.steps_quiet_until)
 
     # ---- changing a copy
 

@@ -31,10 +31,15 @@ def processed(admin: AdminClient, bootstrap: str, group: str, names: Iterable[st
     ends = end_offsets(bootstrap, names) if ends is None else ends
     if not any(ends.values()):
         return True
-    request = ConsumerGroupTopicPartitions(group, [TopicPartition(name, p) for name, p in ends])
-    result = admin.list_consumer_group_offsets([request])[group].result()
-    committed = {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions}
+    committed = committed_offsets(admin, group, ends)
     return all(committed.get(tp, -1) >= end for tp, end in ends.items() if end > 0)
+
+
+def committed_offsets(admin: AdminClient, group: str, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """The offsets ``group`` committed on ``partitions`` (-1 or absent: none)."""
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(name, p) for name, p in partitions])
+    result = admin.list_consumer_group_offsets([request])[group].result()
+    return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions}
 
 
 class WorkerProgress:
@@ -53,6 +58,16 @@ class WorkerProgress:
         self.waiting, self.timeout = waiting, timeout
         self._admin: AdminClient | None = None
         self._reader: EndReader | None = None
+
+    def between_phases(self) -> None:
+        """Before the second phase of a tick (``connectors.publisher``): waits as ``__call__``
+        does, unless the worker has never committed anything. Then it has parked no payment
+        for the first phase to send on, and a first tick published before any worker runs
+        does not wait for one."""
+        admin = self._admin = self._admin or make_admin(self.bootstrap)
+        ends = end_offsets(self.bootstrap, self.names)
+        if any(offset >= 0 for offset in committed_offsets(admin, self.group, ends).values()):
+            self()
 
     def __call__(self) -> None:
         admin = self._admin = self._admin or make_admin(self.bootstrap)

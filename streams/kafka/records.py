@@ -42,7 +42,7 @@ def partition_of(key: bytes, partitions: int) -> int:
 
 def output_of(codec: Codec, event: object) -> Output:
     """An output event as the record to produce: its topic, its key, its encoded value."""
-    topic = topics.OUTPUT_TOPIC[type(event)].name
+    topic = topics.output_topic(event).name
     key = topics.key_of(event)
     return Output(topic, key.encode() if key is not None else None, codec.encode(topic, event))
 

@@ -153,7 +153,10 @@ async def _write(producer: BatchProducer, table: faust.Table, result: BatchResul
         at = _AtPartition(record.origin)
         token = _current_event.set(weakref.ref(at))
         try:
-            table.data[key] = value
+            if value is None:  # deleted: the changelog holds a tombstone, which recovery applies as a delete
+                table.data.pop(key, None)
+            else:
+                table.data[key] = value
         finally:
             _current_event.reset(token)
 

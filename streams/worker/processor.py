@@ -18,6 +18,7 @@ from schemas import topics
 from schemas.codec import Codec
 from streams.core import bounds, matching
 from streams.core import events as ev
+from streams.core.cascade import Known
 from streams.core.ledger import apply
 from streams.core.matching import Slot
 from streams.core.policy import Policy
@@ -43,7 +44,8 @@ DECODED_CACHE_SIZE = 20_000
 
 @dataclass
 class BatchResult:
-    states: dict[bytes, tuple[bytes, Record]] = field(default_factory=dict)  # key -> (new state, last record)
+    # key -> (new state, or None: delete the key; the last record that changed it)
+    states: dict[bytes, tuple[bytes | None, Record]] = field(default_factory=dict)
     outputs: list[Output] = field(default_factory=list)
     tally: metrics.Tally = field(default_factory=metrics.Tally)  # published once the batch is done
 
@@ -219,8 +221,9 @@ class BankProcessor(_Base):
 
 
 class MatchingProcessor(_Base):
-    """References of issued invoices, payments and day ticks, keyed by reference: the
-    matcher's slots (``streams.core.matching``) in the table, matched or unmatched payments out."""
+    """The matcher's inputs (payments, index entries, probes, day ticks), keyed by the
+    matcher's key: its slots and index entries (``streams.core.matching``) in the table,
+    matches, probes and unmatched payments out."""
 
     def __init__(self, codec: Codec, partitions: int):
         super().__init__(codec)
@@ -233,13 +236,13 @@ class MatchingProcessor(_Base):
         items: Callable[[], Iterable[tuple[bytes, bytes]]],
     ) -> BatchResult:
         result = BatchResult()
-        slots: dict[bytes, Slot] = {}  # changed in this batch
+        slots: dict[bytes, Slot | Known] = {}  # changed in this batch
 
-        def slot_of(key: bytes) -> Slot:
+        def slot_of(key: bytes) -> Slot | Known:
             if key in slots:
                 return slots[key]
             raw = load(key)
-            return matching.EMPTY if raw is None else decode_slot(raw)
+            return matching.empty_at(key.decode()) if raw is None else decode_slot(raw)
 
         def step(key: bytes, change, event, record: Record) -> None:
             before = slot_of(key)
@@ -254,19 +257,29 @@ class MatchingProcessor(_Base):
             event = self.decode(result, record, topics.MATCHING.types)
             if event is None:
                 continue
-            if isinstance(event, ev.DayStarted):
+            kind = type(event)
+            if kind is ev.DayStarted:
                 # The slots of this partition with payments waiting: stored, or changed in this batch.
                 waiting = {key for key, raw in items() if slot_has_waiting(raw)}
-                waiting.update(key for key, slot in slots.items() if slot.waiting)
+                waiting.update(key for key, slot in slots.items() if getattr(slot, "waiting", ()))
                 for key in sorted(waiting):
                     if partition_of(key, self.partitions) == record.partition:
                         step(key, lambda slot, _: matching.on_day(slot), event, record)
-            elif isinstance(event, ev.ReferenceIssued):
-                step(event.reference.encode(), matching.on_reference, event, record)
-            else:
+            elif kind is ev.PaymentReceived:
                 step(matching.matching_key(event).encode(), matching.on_payment, event, record)
+            else:
+                key = matching.index_key(event)
+                if kind is ev.PaymentProbe:
+                    step(key.encode(), matching.on_probe, event, record)
+                elif matching.is_index_key(key):
+                    step(key.encode(), matching.on_index, event, record)
+                else:
+                    step(key.encode(), matching.on_reference, event, record)
         for key, (_, record) in result.states.items():
-            result.states[key] = (encode_slot(slots[key]), record)
+            slot = slots[key]
+            # A slot left with nothing (its parked payment set out as a probe) is deleted.
+            empty = type(slot) is Slot and slot.debtor_id is None and not slot.waiting
+            result.states[key] = (None if empty else encode_slot(slot), record)
         result.tally.publish()
         return result
 

@@ -17,6 +17,7 @@ from datetime import date
 import orjson
 
 from schemas.json_form import event_from_json, event_to_json
+from streams.core.cascade import Known
 from streams.core.matching import Slot, Waiting
 from streams.core.state import Debtor, DebtorState, Dispute, Item, Promise
 
@@ -67,6 +68,8 @@ def _encode(state: DebtorState) -> bytes:
             _opt_ord(state.today),
             state.version,
             [[event_id, _ord(on)] for event_id, on in state.seen.items()],
+            [event_to_json(probe) for probe in state.pending],
+            list(state.payer_ibans),
         ]
     )
 
@@ -74,7 +77,9 @@ def _encode(state: DebtorState) -> bytes:
 def decode_state(data: bytes) -> DebtorState:
     if data[:1] == _COMPRESSED:
         data = zlib.decompress(data[1:])
-    (fmt, debtor_id, d, items, disputes, promises, credit, limit, source, limit_state, today, version, seen) = orjson.loads(data)
+    fields = orjson.loads(data)
+    (fmt, debtor_id, d, items, disputes, promises, credit, limit, source, limit_state, today, version, seen) = fields[:13]
+    pending, payer_ibans = fields[13:] or ((), ())  # a state written before the matching cascade has neither
     if fmt != FORMAT:
         raise ValueError(f"state format {fmt} is not supported (expected {FORMAT})")
     state = DebtorState(
@@ -89,6 +94,8 @@ def decode_state(data: bytes) -> DebtorState:
         today=_opt_day(today),
         version=version,
         seen={event_id: _day(on) for event_id, on in seen},
+        pending=tuple(event_from_json(probe) for probe in pending),
+        payer_ibans=tuple(payer_ibans),
     )
     state.keep_items(
         {i[0]: Item(i[0], i[1], _day(i[2]), _day(i[3]), i[4], i[5], i[6], i[7], i[8], _opt_day(i[9])) for i in items}
@@ -99,26 +106,37 @@ def decode_state(data: bytes) -> DebtorState:
 # --------------------------------------------------------------------------- the matcher's slots
 
 # A slot with an invoice and no payment waiting, by far the most common, keeps the short
-# form "debtor<US>invoice<US>currency"; a slot with payments waiting is a JSON array
-# [format, entry or null, [[reported, payment], ...]], the payments in their JSON form.
+# form "debtor<US>invoice<US>currency"; a slot with payments waiting is <RS> + a JSON array
+# [format, entry or null, [[reported, payment], ...]], the payments in their JSON form; an
+# index entry (``cascade.Known``) is <STX> + a JSON array of [debtor, invoice or null]. Ids
+# are printable, so neither tag can begin the short form; a waiting slot written before the
+# tag began with "[" and holds no <US> (JSON escapes it).
 _SEPARATOR = "\x1f"
+_WAITING = b"\x1e"
+_KNOWN = b"\x02"
 
 
-def encode_slot(slot: Slot) -> bytes:
+def encode_slot(slot: Slot | Known) -> bytes:
+    if type(slot) is Known:
+        return _KNOWN + orjson.dumps(slot.targets)
     entry = None if slot.debtor_id is None else [slot.debtor_id, slot.invoice_id, slot.currency]
     if not slot.waiting and entry is not None:
         return _SEPARATOR.join(entry).encode()
-    return orjson.dumps([FORMAT, entry, [[w.reported, event_to_json(w.payment)] for w in slot.waiting]])
+    return _WAITING + orjson.dumps([FORMAT, entry, [[w.reported, event_to_json(w.payment)] for w in slot.waiting]])
 
 
 def slot_has_waiting(data: bytes) -> bool:
-    return data[:1] == b"["
+    head = data[:1]
+    return head == _WAITING or (head == b"[" and b"\x1f" not in data)
 
 
-def decode_slot(data: bytes) -> Slot:
+def decode_slot(data: bytes) -> Slot | Known:
+    head = data[:1]
+    if head == _KNOWN:
+        return Known(tuple((debtor_id, invoice_id) for debtor_id, invoice_id in orjson.loads(data[1:])))
     if not slot_has_waiting(data):
         return Slot(*data.decode().split(_SEPARATOR))
-    fmt, entry, waiting = orjson.loads(data)
+    fmt, entry, waiting = orjson.loads(data[1:] if head == _WAITING else data)
     if fmt != FORMAT:
         raise ValueError(f"slot format {fmt} is not supported (expected {FORMAT})")
     return Slot(*(entry or (None, None, None)),
