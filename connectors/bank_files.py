@@ -88,14 +88,16 @@ def read_statement(data: bytes, fmt: str | None = None) -> Statement:
     for where, parse in entries:
         try:
             payments = parse()
+            for payment in payments:
+                bounds.check(payment)  # as the worker checks it: refused here, with the reason, not there
         except _Broken as broken:
             statement.rejected.append(Rejected(broken.where or where, broken.reason))
             continue
-        try:
-            for payment in payments:
-                bounds.check(payment)  # as the worker checks it: refused here, with the reason, not there
         except ev.InvalidEvent as exc:
             statement.rejected.append(Rejected(where, f"{exc.field}: {exc.reason}" if exc.field else exc.reason))
+            continue
+        except (TypeError, AttributeError, ValueError) as exc:  # a value of the wrong JSON type (a number for a text)
+            statement.rejected.append(Rejected(where, f"a value of the wrong type: {exc}"))
             continue
         for payment in payments:
             if payment.event_id in seen:
@@ -159,15 +161,16 @@ def _camt_transactions(data: bytes, fmt: str, statement: Statement):
         raise BankFileError(f"Document: no {'BkToCstmrStmt' if fmt == 'camt.053' else 'BkToCstmrDbtCdtNtfctn'}")
     for report in message.all("Stmt" if fmt == "camt.053" else "Ntfctn"):
         account = report.text("Acct/Id/IBAN")
+        report_id = report.text("Id")
         for entry in report.all("Ntry"):
             status = entry.text("Sts/Cd") or entry.text("Sts")
             if status not in (None, "BOOK"):
                 statement.pending += 1
                 continue
-            yield entry.path, lambda entry=entry, account=account: _camt_entry(entry, account)
+            yield entry.path, lambda entry=entry, account=account: _camt_entry(entry, account, report_id)
 
 
-def _camt_entry(entry: _Element, account: Optional[str]) -> list[ev.PaymentReceived]:
+def _camt_entry(entry: _Element, account: Optional[str], report_id: Optional[str]) -> list[ev.PaymentReceived]:
     direction = entry.required("CdtDbtInd")
     if direction not in ("CRDT", "DBIT"):
         raise _Broken(f"{direction!r} is neither CRDT nor DBIT", f"{entry.path}/CdtDbtInd")
@@ -178,12 +181,17 @@ def _camt_entry(entry: _Element, account: Optional[str]) -> list[ev.PaymentRecei
         raise _Broken("missing", f"{entry.path}/Amt")
     entry_currency = entry_amount.element.get("Ccy") or ""
     entry_minor = minor_units(entry_amount.element.text or "", entry_currency, entry_amount.path)
-    entry_reference = entry.text("AcctSvcrRef") or entry.text("NtryRef")
+    # The bank's own reference is unique; an NtryRef only numbers the entries of one statement, so
+    # it counts only with the statement's Id before it (the next statement's entry 1 is another).
+    entry_reference = entry.text("AcctSvcrRef")
+    if entry_reference is None and entry.text("NtryRef") and report_id:
+        entry_reference = f"{report_id}/{entry.text('NtryRef')}"
     details = [tx for block in entry.all("NtryDtls") for tx in block.all("TxDtls")]
     if not details:  # an entry without details is one transaction
         details = [None]
     if entry_reference is None and any(tx is None or tx.text("Refs/AcctSvcrRef") is None for tx in details):
-        raise _Broken("no AcctSvcrRef (nor NtryRef) to give its payments a stable id", entry.path)
+        raise _Broken("no AcctSvcrRef (nor an NtryRef in a statement with an Id) to give its payments a stable id",
+                      entry.path)
     payments = []
     for index, tx in enumerate(details, start=1):
         amount_element = entry_amount if tx is None else (

@@ -42,6 +42,8 @@ READS = {
     "sample": (),
     "reference": (),
     "import-bank": (*KAFKA, "LOG_LEVEL"),
+    "allocate": (*KAFKA, "DATABASE_URL", "DATA_DIR", "LOG_LEVEL"),
+    "bench-matching": (),
     "import-invoices": (*KAFKA, "DATA_DIR", "LOG_LEVEL"),
     "poll-psd2": (*KAFKA, "PSD2_BASE_URL", "PSD2_ACCOUNT_ID", "PSD2_CONSENT_ID", "PSD2_TOKEN", "PSD2_POLL_SECONDS",
                   "PSD2_RETRY_SECONDS", "DATA_DIR", "LOG_LEVEL"),
@@ -61,6 +63,8 @@ EXAMPLES = {
     "sample": "dunning sample --days 30 > sample.jsonl",
     "reference": "dunning reference 12345678",
     "import-bank": "dunning import-bank statement-2025-04-15.xml",
+    "allocate": "dunning allocate 2025041500008 --invoice F2025-0131 --by anouk",
+    "bench-matching": "dunning bench-matching --lines 20000",
     "import-invoices": "dunning import-invoices openstaande-posten-2025-04-15.csv --source exact-main",
     "poll-psd2": "dunning poll-psd2 --date-from 2025-04-01 --once",
 }
@@ -326,6 +330,39 @@ def cmd_import_bank(settings: Settings, args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_allocate(settings: Settings, args) -> int:
+    from connectors.allocations import Allocation, AllocationRefused, allocation_event
+    from connectors.publisher import Publisher
+    from dunning.runners import make_codec
+    from projections.db import make_engine
+
+    if args.not_ours is not None and (args.invoice or args.debtor):
+        raise UsageError("--not-ours goes alone: a payment that is no debtor's is allocated to no invoice or debtor")
+    if args.not_ours is None and not (args.invoice or args.debtor):
+        raise UsageError("say where the payment goes: --invoice ID (repeat for several), --debtor ID (on account) "
+                         "or --not-ours REASON")
+    settings.require_kafka("allocate")
+    settings.prepare_data_dir()
+    asked = Allocation(args.payment_id, tuple(dict.fromkeys(args.invoice or ())), args.debtor, args.not_ours, args.by)
+    try:
+        event = allocation_event(make_engine(settings.read_model_url), asked)
+    except AllocationRefused as exc:
+        raise UsageError(f"{args.payment_id}: {exc}") from None
+    publisher = Publisher(_connected(settings, "allocate"), make_codec(settings), settings.partitions)
+    publisher.publish_all([event])
+    print(json.dumps({"transaction_id": event.transaction_id, "debtor_id": event.debtor_id,
+                      "invoice_ids": list(event.invoice_ids), "not_ours_reason": event.not_ours_reason,
+                      "amount_minor": event.amount_minor, "currency": event.currency, "published": event.event_id},
+                     ensure_ascii=False))
+    return 0
+
+
+def cmd_bench_matching(settings: Settings, args) -> int:
+    from harness.bench_matching import run_bench_matching
+
+    return run_bench_matching(args)
+
+
 def cmd_import_invoices(settings: Settings, args) -> int:
     from connectors.invoice_files import FORMATS, OPEN_ITEM_FORMATS, InvoiceFileError
     from connectors.invoice_import import InvoiceStateError, ListingState, publish_listing, read_invoice_path
@@ -575,6 +612,36 @@ def build_parser() -> argparse.ArgumentParser:
     import_bank.add_argument("--format", choices=("camt.053", "camt.054", "psd2-json"),
                              help="the file's format (default: detected from its content)")
     import_bank.set_defaults(func=cmd_import_bank)
+
+    allocate = command(
+        "allocate", "resolve a payment in the unmatched queue: to invoices, on account, or not a debtor's",
+        "Looks PAYMENT_ID (the transaction id) up in the unmatched queue of the read model (DATABASE_URL) and "
+        "publishes a PaymentAllocated to the bank topic: --invoice ID (repeat for several, paid in that order, the "
+        "rest by the law's order), --debtor ID alone (on account: the debtor's open items, oldest first, the rest "
+        "as credit; with --invoice: whose invoices, where two debtors have the same number) or --not-ours REASON "
+        "(nothing is booked). The stream books it as a manual match, learns the payer's account for the next "
+        "payment, and the row leaves the queue. The invoices and the debtor are checked against the read model "
+        "first. stdout: what was published, as JSON. Exit status 0: published; 2: usage error or refused.")
+    allocate.add_argument("payment_id", metavar="PAYMENT_ID", help="the transaction id of the queued payment")
+    allocate.add_argument("--invoice", action="append", metavar="ID", help="an invoice it pays (repeatable)")
+    allocate.add_argument("--debtor", metavar="ID", help="the debtor it goes to")
+    allocate.add_argument("--not-ours", metavar="REASON", help="it is no debtor's payment: why")
+    allocate.add_argument("--by", metavar="NAME", help="who decides, for the record")
+    allocate.set_defaults(func=cmd_allocate)
+
+    bench_matching = command(
+        "bench-matching", "measure the matching cascade on a generated, labelled set of bank lines",
+        "Generates DEBTORS debtors with open invoices and LINES labelled bank lines of one day (by reference, "
+        "partial, a reference typo, the invoice number in the text or mistyped, a known account and the amount, "
+        "combined payments, a group company paying, unrelated credits, refunds), runs them through the core and "
+        "prints the automatic matches, their precision, the automatic-match rate over the lines that belong to a "
+        "debtor and the lines per second. Exit status 0: the targets are met (precision 99.9 %, automatic "
+        "matches 90 %, 5,000 lines/s, nothing lost); 1: not.")
+    bench_matching.add_argument("--debtors", type=_positive_int, default=2_000)
+    bench_matching.add_argument("--lines", type=_positive_int, default=10_000)
+    bench_matching.add_argument("--seed", type=int, default=42)
+    bench_matching.add_argument("--json", action="store_true")
+    bench_matching.set_defaults(func=cmd_bench_matching)
 
     import_invoices = command(
         "import-invoices", "publish the debtors, invoices and credit notes of UBL documents or an open-item export",

@@ -144,7 +144,7 @@ def check_outcome(bootstrap: str, codec: Codec, events: list) -> dict:
     pipeline = Pipeline(policy())
     expected_unmatched = sum(1 for e in events for o in pipeline.process(e) if type(o) is ev.PaymentUnmatched)
     expected = {s.debtor_id: s for s in pipeline.snapshots()}
-    waiting = sum(len(slot.waiting) for slot in pipeline.slots.values())
+    waiting = sum(len(pipeline.slots[key].waiting) for key in pipeline.waiting)
     watcher = TopicWatcher(bootstrap, codec, [topics.SNAPSHOTS.name, topics.UNMATCHED.name]).start()
     try:
         watcher.wait_caught_up(300)

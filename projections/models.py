@@ -206,13 +206,15 @@ class UnmatchedPayment(Base):
     booking_date: Mapped[date]
     amount_minor: Mapped[int] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
-    reason: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
     payer_iban: Mapped[str | None] = mapped_column(String(34))
     payer_name: Mapped[str | None] = mapped_column(String(255))
     structured_reference: Mapped[str | None] = mapped_column(String(64))
     unstructured_remittance: Mapped[str | None] = mapped_column(Text)
     end_to_end_id: Mapped[str | None] = mapped_column(String(64))
     debtor_id: Mapped[str | None] = mapped_column(String(64))
+    # JSON: [{"debtor_id", "invoice_id", "via"}, ...], what the matcher considered
+    candidates: Mapped[str] = mapped_column(Text, server_default="[]")
 
 
 class Outbox(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import Table
@@ -115,4 +116,5 @@ def limit_event_row(alert: ev.LimitWarning | ev.LimitBreached | ev.LimitCleared)
 
 
 def unmatched_payment_row(payment: ev.PaymentUnmatched) -> Row:
-    return _pick(payment, UnmatchedPayment.__table__)
+    candidates = [{"debtor_id": c.debtor_id, "invoice_id": c.invoice_id, "via": c.via} for c in payment.candidates]
+    return _pick(payment, UnmatchedPayment.__table__, candidates=json.dumps(candidates, ensure_ascii=False))

@@ -45,12 +45,12 @@ LEDGER = TopicSpec(
         ev.PaymentProbe,
     ),
 )
-BANK = TopicSpec("dunning.bank-transactions", "transaction_id", (ev.PaymentReceived,))
+BANK = TopicSpec("dunning.bank-transactions", "transaction_id", (ev.PaymentReceived, ev.PaymentAllocated))
 MATCHING = TopicSpec(
     "dunning.matching",
     "the matcher's key: a normalised payment reference, \"tx:\" + a transaction id, \"no:\" + an invoice "
     "number, \"iban:\" + a payer's IBAN (DayStarted: one copy per partition)",
-    (ev.ReferenceIssued, ev.PaymentReceived, ev.DayStarted, ev.PayerLearned, ev.PaymentProbe),
+    (ev.ReferenceIssued, ev.PaymentReceived, ev.DayStarted, ev.PayerLearned, ev.PaymentProbe, ev.PaymentAllocated),
 )
 ACTIONS = TopicSpec("dunning.actions", "debtor_id", (ev.DunningActionDue,))
 ALERTS = TopicSpec(
@@ -99,7 +99,7 @@ OUTPUT_TOPIC = {
 
 # Where integrators publish each input type.
 INPUT_TOPIC = {cls: LEDGER for cls in LEDGER.types if cls not in (ev.PaymentMatched, ev.PaymentProbe)}
-INPUT_TOPIC[ev.PaymentReceived] = BANK
+INPUT_TOPIC[ev.PaymentReceived] = INPUT_TOPIC[ev.PaymentAllocated] = BANK
 
 
 def output_topic(event: object) -> TopicSpec:
@@ -114,7 +114,7 @@ def key_of(event: object) -> str | None:
     if isinstance(event, (ev.ReferenceIssued, ev.PayerLearned)) or (
             isinstance(event, ev.PaymentProbe) and event.debtor_id is None):
         return index_key(event)
-    if isinstance(event, (ev.PaymentReceived, ev.PaymentUnmatched, ev.PaymentResolved)):
+    if isinstance(event, (ev.PaymentReceived, ev.PaymentAllocated, ev.PaymentUnmatched, ev.PaymentResolved)):
         return event.transaction_id
     if isinstance(event, ev.DeliveryResult):
         return event.action_id

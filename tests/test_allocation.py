@@ -103,3 +103,22 @@ def test_the_same_payment_twice_is_allocated_once():
     paid(s, "p1", "A", 12_000, 2)
     paid(s, "p1", "A", 12_000, 2)
     assert (s.state.item("B").open_minor, s.state.credit_minor) == (3_000, 0)
+
+
+def test_money_that_allocation_puts_on_a_promised_invoice_counts_towards_the_promise():
+    # Invoices A (10,000) and B (5,000); a promise of 5,000 for B; one payment of 15,000 naming A.
+    from datetime import date
+
+    from streams.core import events as ev
+    from streams.core.pipeline import Pipeline
+    from tests.scenario import sample_policy
+
+    day = date(2025, 3, 3)
+    pipeline = Pipeline(sample_policy())
+    outputs = [o for e in (
+        ev.DayStarted("d0", day), ev.DebtorRegistered("r", "P1", "Belofte BV", "B2B", segment="smb"),
+        ev.InvoiceIssued("ia", "P1", "INV-A", day, day, 10_000), ev.InvoiceIssued("ib", "P1", "INV-B", day, day, 5_000),
+        ev.PromiseToPayMade("pm", "P1", "PTP-1", day, date(2025, 3, 20), 5_000, invoice_ids=("INV-B",)),
+        ev.PaymentMatched("pay-1", "P1", "INV-A", "tx-1", day, 15_000),
+    ) for o in pipeline.process(e)]
+    assert [type(o).__name__ for o in outputs if type(o).__name__.startswith("Promise")] == ["PromiseKept"]

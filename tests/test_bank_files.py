@@ -147,3 +147,35 @@ def test_the_format_is_detected_and_can_be_named():
     assert detect_format((FILES / "camt054_001_08.xml").read_bytes()) == "camt.054"
     with pytest.raises(BankFileError, match="not a camt.054"):
         read_statement((FILES / "camt053_001_02.xml").read_bytes(), "camt.054")
+
+
+def _without_acctsvcrref(statement_id: str) -> bytes:
+    """The 001.02 statement under another statement Id, with the banks' own references taken out:
+    only the entries' NtryRef (1, 2, ...) is left to tell them apart."""
+    import re
+
+    text = (FILES / "camt053_001_02.xml").read_text(encoding="utf-8")
+    text = re.sub(r"<AcctSvcrRef>[^<]*</AcctSvcrRef>", "", text)
+    text = re.sub(r"(<Stmt>\s*<Id>)[^<]*(</Id>)", rf"\g<1>{statement_id}\g<2>", text, count=1)
+    return text.encode()
+
+
+def test_an_entry_numbered_only_within_its_statement_gets_the_statement_in_its_id():
+    monday, tuesday = (read_statement(_without_acctsvcrref(sid)) for sid in ("STMT-0414", "STMT-0415"))
+    assert monday.payments and not monday.rejected
+    assert all(p.transaction_id.startswith("STMT-0414/") for p in monday.payments)
+    # Entry 1 of the next statement is another payment, never a repeat of Monday's.
+    assert not {p.event_id for p in monday.payments} & {p.event_id for p in tuesday.payments}
+    assert [p.event_id for p in read_statement(_without_acctsvcrref("STMT-0414")).payments] == [
+        p.event_id for p in monday.payments]  # and the same statement again gives the same ids
+
+
+def test_a_psd2_value_of_the_wrong_json_type_rejects_its_transaction_not_the_file():
+    import json
+
+    document = json.loads((FILES / "psd2_transactions.json").read_bytes())
+    document["transactions"]["booked"][0]["debtorAccount"] = {"iban": 12}
+    read = read_statement(json.dumps(document).encode())
+    (rejected,) = read.rejected
+    assert rejected.where == "transactions.booked[0]" and rejected.reason.startswith("a value of the wrong type")
+    assert read.payments  # the others still go

@@ -29,3 +29,19 @@ def test_memory_figure_holds_the_debtors_as_the_worker_table_does():
     figures = bench.bench_memory(500)
     assert figures["debtors"] == 500 and figures["open_items"] == 5_000
     assert 0 < figures["table_bytes_mib"] < figures["peak_rss_mib"]
+
+
+def test_the_matching_bench_labels_every_line_and_scores_what_the_cascade_did():
+    from harness import bench_matching
+
+    setup, lines = bench_matching.generate(debtors=300, lines=1_500, seed=3)
+    assert len(lines) == 1_500 and len({line.payment.transaction_id for line in lines}) == 1_500
+    kinds = {line.kind for line in lines}
+    assert {"reference", "number_in_text", "known_account_amount", "combined_named", "group_company",
+            "unrelated_credit", "refund"} <= kinds
+    assert all((line.debtor_id is None) == (line.kind in ("unrelated_credit", "refund")) for line in lines)
+    report = bench_matching.run(debtors=300, lines=1_500, seed=3)
+    assert report["lines"] == 1_500 and report["lost"] == 0
+    assert report["matched_automatically"] + report["queued"] == 1_500
+    assert report["by_kind"]["refund"].get("matched", 0) == 0  # money out is never matched
+    assert report["precision"] >= 0.999 and report["automatic_rate"] >= 0.90, report

@@ -108,9 +108,32 @@ def test_several_invoice_numbers_of_one_debtor_are_paid_together_in_due_order():
 
 
 def test_a_partial_payment_naming_a_long_invoice_number_is_matched_and_leaves_the_rest_open():
-    pipeline, (matched,), _ = decided(payment("tx-1", 10_000, iban=IBAN_UNKNOWN, text="deel F2025-0102"))
+    pipeline, (matched,), _ = decided(payment("tx-1", 12_000, iban=IBAN_UNKNOWN, text="deel F2025-0102"))
     assert (matched.invoice_id, matched.confidence_pct) == ("F2025-0102", 90)
-    assert open_of(pipeline, "A")["F2025-0102"] == 15_000
+    assert open_of(pipeline, "A")["F2025-0102"] == 13_000
+
+
+def test_an_amount_that_is_another_open_items_says_the_number_in_the_text_may_be_a_typo():
+    # 10,000 is the open amount of F2025-0101; the text names F2025-0102 (25,000).
+    _, matched, (queued,) = decided(payment("tx-1", 10_000, iban=IBAN_A, text="F2025-0102"))
+    assert matched == [] and "open amount of F2025-0101" in queued.reason
+    assert {c.invoice_id for c in queued.candidates} == {"F2025-0101", "F2025-0102"}
+
+
+def test_a_reference_and_a_text_that_name_different_invoices_are_weighed_at_the_tick():
+    # A betalingskenmerk typo can keep its check digit and name another invoice; the text
+    # names the one paid: the amount decides, at the tick.
+    reference = betalingskenmerk_for("20250101")  # F2025-0101's, 10,000
+    pipeline, before = run([*setup(), tick(1), payment("tx-1", 25_000, iban=IBAN_UNKNOWN, reference=reference,
+                                                       text="factuur F2025-0102")])
+    assert [m.transaction_id for m in of_type(before, ev.PaymentMatched)] == ["tx-learn-a", "tx-learn-b"]
+    (matched,) = of_type(pipeline.process(tick(2)), ev.PaymentMatched)
+    assert (matched.invoice_id, matched.method) == ("F2025-0102", "invoice_number")
+    # The same reference with a text naming its own invoice, or no invoice, is matched at once.
+    for text in ("factuur F2025-0101", "dank", None):
+        _, outputs = run([*setup(), tick(1), payment("tx-2", 10_000, reference=reference, text=text)])
+        assert [m.invoice_id for m in of_type(outputs, ev.PaymentMatched) if m.transaction_id == "tx-2"] == [
+            "F2025-0101"], text
 
 
 def test_a_known_payer_naming_its_invoice_may_pay_more_and_the_rest_goes_to_the_oldest_open_items():
@@ -249,9 +272,10 @@ def test_tokens_are_words_of_four_or_more_with_a_digit():
 
 
 def test_index_entries_and_pending_probes_survive_the_table():
-    known = cascade.Known((("A", "F2025-0101"), ("[B]", None)))
+    known = cascade.NOTHING_KNOWN.add("A", "F2025-0101").add("[B]", None)
+    assert known.targets == (("A", "F2025-0101"), ("[B]", None)) and known.add("A", "F2025-0101") is known
     assert decode_slot(encode_slot(known)) == known
     probe = cascade.probe_for(payment("tx-é", 7_500, iban=IBAN_A, text="F2025-0101"))
-    probe = cascade.visit(cascade.Known((("A", "F2025-0101"),)), probe)
-    state = DebtorState("A", pending=(cascade.visit(cascade.Known((("A", None),)), probe),), payer_ibans=(IBAN_A,))
+    probe = cascade.visit(cascade.NOTHING_KNOWN.add("A", "F2025-0101"), probe)
+    state = DebtorState("A", pending=(cascade.visit(cascade.NOTHING_KNOWN.add("A", None), probe),), payer_ibans=(IBAN_A,))
     assert decode_state(encode_state(state)) == state

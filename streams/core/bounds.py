@@ -298,6 +298,11 @@ BOUNDS: dict = {
     (ev.PaymentMatched, "event_id"): Id(128),
     (ev.PaymentResolved, "event_id"): Id(128),
     (ev.PayerLearned, "event_id"): Id(128),
+    (ev.PaymentAllocated, "event_id"): Id(128),
+    "payment_event_id": Id(118),
+    (ev.PaymentMatched, "invoice_id"): Text(64),  # empty: a payment on account (a manual allocation)
+    "not_ours_reason": FREE_TEXT,
+    "allocated_by": Text(128),
     (ev.PaymentMatched, "more_invoice_ids"): Ids(64, MAX_PROMISED_INVOICES),
     (ev.PaymentMatched, "confidence_pct"): Between(0, 100),
     (ev.ReferenceIssued, "kind"): OneOf("an index kind", ("payment_reference", "invoice_number")),
@@ -349,6 +354,7 @@ BOUNDS: dict = {
 # The inputs and the matcher's internal hops, the most frequent first (``check`` tries them
 # in this order).
 CHECKED_TYPES = (ev.InvoiceIssued, ev.PaymentReceived, ev.PaymentMatched, ev.ReferenceIssued, ev.DayStarted, ev.PayerLearned,
+                 ev.PaymentAllocated,
                  ev.CreditNoteIssued, ev.DebtorRegistered, ev.DisputeOpened, ev.DisputeResolved,
                  ev.PromiseToPayMade, ev.CreditLimitSet)
 

@@ -20,10 +20,10 @@ through the indexes; the debtor's ledger makes the decision.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 from streams.core import events as ev
-from streams.core.references import normalise
+from streams.core.references import is_valid_normalised_reference, normalise
 from streams.core.state import DebtorState, Item
 
 NUMBER = "invoice_number"
@@ -45,17 +45,27 @@ LEARNED_FROM = ("structured_reference", "invoice_number", "manual")
 _TOKEN = re.compile(r"[0-9A-Za-z][0-9A-Za-z\-/._]*")
 
 
-class Known(NamedTuple):
-    """An index entry: the (debtor, invoice) pairs an invoice number or a payer's account
-    points to (the invoice None for an account), the most recent last."""
+class Known(tuple):
+    """An index entry: the debtors (and invoices) an invoice number or a payer's account
+    points to, the most recent last. One flat tuple of strings, debtor and invoice ("" for an
+    account) by turns: the matcher holds one per invoice ever issued, and a tuple of strings
+    is one object the garbage collector soon stops looking at."""
 
-    targets: tuple[tuple[str, str | None], ...] = ()
+    __slots__ = ()
+
+    @property
+    def targets(self) -> tuple[tuple[str, str | None], ...]:
+        return tuple((self[i], self[i + 1] or None) for i in range(0, len(self), 2))
 
     def add(self, debtor_id: str, invoice_id: str | None) -> Known:
-        pair = (debtor_id, invoice_id)
-        if pair in self.targets:
-            return self
-        return Known((*self.targets, pair)[-MAX_TARGETS:])
+        invoice = invoice_id or ""
+        for i in range(0, len(self), 2):
+            if self[i] == debtor_id and self[i + 1] == invoice:
+                return self
+        return Known((*self, debtor_id, invoice)[-2 * MAX_TARGETS:])
+
+    def __repr__(self) -> str:
+        return f"Known({self.targets!r})"
 
 
 NOTHING_KNOWN = Known()
@@ -63,8 +73,8 @@ NOTHING_KNOWN = Known()
 
 def number_token(text: str) -> str | None:
     """The form an invoice number is indexed and looked up in: letters and digits, upper case."""
-    token = normalise(text)
-    if len(token) >= MIN_TOKEN and any(ch.isdigit() for ch in token):
+    token = text.upper() if text.isalnum() else normalise(text)
+    if len(token) >= MIN_TOKEN and not token.isalpha():  # letters and digits only: not all letters, so a digit
         return token
     return None
 
@@ -157,6 +167,10 @@ def decide(state: DebtorState, probe: ev.PaymentProbe) -> ev.PaymentMatched | ev
                                 f"the payment equals (the payer's account is known for another debtor: a group company?)")
             return _matched(probe, debtor_id, named, NUMBER, 98, f"the text names {numbers}, whose open amount "
                             "the payment equals")
+        fits = [item for item in _open_items(state) if item.open_minor == amount and item not in named]
+        if fits:
+            return _queued(probe, f"the text names {numbers}, but the amount is the open amount of "
+                                  f"{fits[0].invoice_id}", debtor_id, [*named, *fits])
         if payers and not payer_agrees:
             return _queued(probe, f"the text names {numbers} of this debtor, but the amount differs from their open "
                                   "amount and the payer's account is known for another debtor", debtor_id, named)
@@ -278,7 +292,11 @@ def _queued(probe: ev.PaymentProbe, reason: str, debtor_id: str | None = None,
 
 def _why_no_reference(payment) -> str:
     reference = normalise(payment.structured_reference or "")
-    return f"structured reference {reference} fails its check digits" if reference else "no structured reference"
+    if not reference:
+        return "no structured reference"
+    if is_valid_normalised_reference(reference):
+        return f"structured reference {reference} names another invoice than the text"
+    return f"structured reference {reference} fails its check digits"
 
 
 def _with(probe: ev.PaymentProbe, **changes) -> ev.PaymentProbe:

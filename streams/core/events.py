@@ -107,6 +107,26 @@ class PaymentReceived:
 
 
 @event
+class PaymentAllocated:
+    """A person's decision on a payment from the unmatched queue (``dunning allocate``): to
+    the invoices named (then by the law's order), on account of a debtor (no invoices), or
+    not a debtor's payment at all (``not_ours_reason``). Published to the bank topic."""
+
+    event_id: str
+    transaction_id: str
+    payment_event_id: str  # the PaymentReceived's event id
+    booking_date: date
+    amount_minor: int
+    currency: str = "EUR"
+    structured_reference: Optional[str] = None  # as the payment had it: where the matcher keeps it
+    payer_iban: Optional[str] = None
+    debtor_id: Optional[str] = None
+    invoice_ids: tuple[str, ...] = ()
+    not_ours_reason: Optional[str] = None
+    allocated_by: Optional[str] = None
+
+
+@event
 class DisputeOpened:
     event_id: str
     debtor_id: str
@@ -340,9 +360,10 @@ class PaymentResolved:
 
     event_id: str
     transaction_id: str
-    resolution: str  # "matched": an invoice with its reference was issued after all
+    resolution: str  # "matched" (its invoice was issued after all), "allocated" or "not_ours" (by a person)
     debtor_id: Optional[str] = None
     invoice_id: Optional[str] = None
+    reason: Optional[str] = None  # "not_ours": why not
 
 
 @event
@@ -479,6 +500,7 @@ INPUT_TYPES = (
     InvoiceIssued,
     CreditNoteIssued,
     PaymentReceived,
+    PaymentAllocated,
     DisputeOpened,
     DisputeResolved,
     PromiseToPayMade,

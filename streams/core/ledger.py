@@ -214,15 +214,14 @@ def _invoice(event: ev.InvoiceIssued, state: DebtorState):
         state.credit_minor = _book_paid(state, state.credit_minor)
     # The index entries the matcher finds the invoice by: its payment reference, its number.
     # event_id, reference, debtor_id, invoice_id, currency, kind
-    outputs = []
-    if reference:
-        outputs.append(ev.ReferenceIssued(f"ref:{event.event_id}", reference, state.debtor_id, event.invoice_id,
-                                          event.currency))
     number = cascade.number_token(event.invoice_id)
-    if number:
-        outputs.append(ev.ReferenceIssued(f"number:{event.event_id}", number, state.debtor_id, event.invoice_id,
-                                          event.currency, cascade.NUMBER))
-    return outputs
+    by_number = ev.ReferenceIssued(f"number:{event.event_id}", number, state.debtor_id, event.invoice_id,
+                                   event.currency, cascade.NUMBER) if number else None
+    if not reference:
+        return [by_number] if by_number else []
+    by_reference = ev.ReferenceIssued(f"ref:{event.event_id}", reference, state.debtor_id, event.invoice_id,
+                                      event.currency)
+    return [by_reference, by_number] if by_number else [by_reference]
 
 
 def _credit_note(event: ev.CreditNoteIssued, state: DebtorState):
@@ -247,20 +246,30 @@ def _payment(event: ev.PaymentMatched, state: DebtorState):
         return None
     named = (event.invoice_id, *event.more_invoice_ids) if event.more_invoice_ids else (event.invoice_id,)
     left = event.amount_minor
+    items = state.items
+    booked: dict[str, int] = {}  # what each invoice took
     for invoice_id in named:  # the invoices the payer named, in their order (BW 6:43 lid 1)
-        item = state.items.get(invoice_id)
-        if item is not None and left:
+        item = items.get(invoice_id)
+        if item is not None:
             absorbed = min(left, item.open_minor)
-            state.replace_item(item, item.with_booked(item.paid_minor + absorbed, item.credited_minor))
-            left -= absorbed
-    if state.promises:
-        state.promises = tuple(
-            replace(p, paid_minor=p.paid_minor + event.amount_minor) if any(p.covers(i) for i in named) else p
-            for p in state.promises
-        )
+            if absorbed:
+                state.replace_item(item, item.with_booked(item.paid_minor + absorbed, item.credited_minor))
+                left -= absorbed
+                items = state.items
+                booked[invoice_id] = absorbed
     _remember(state, event.event_id, event.booking_date)
     if left:
-        state.credit_minor += _book_paid(state, left)
+        state.credit_minor += _book_paid(state, left, booked)
+    if state.promises:
+        # A payment that names an invoice a promise covers counts whole towards it; otherwise what
+        # allocation put on the invoices it covers counts.
+        state.promises = tuple(
+            p if p.status != "running" else
+            replace(p, paid_minor=p.paid_minor + event.amount_minor) if any(p.covers(i) for i in named) else
+            replace(p, paid_minor=p.paid_minor + toward) if (toward := sum(
+                portion for i, portion in booked.items() if p.covers(i))) else p
+            for p in state.promises
+        )
     if state.credit_minor > MAX_BALANCE_MINOR:  # as for a credit note
         raise _past_balance_bound("unallocated credit", state.credit_minor)
     return _learned(state, event)
@@ -270,7 +279,7 @@ def _learned(state: DebtorState, event: ev.PaymentMatched) -> Outputs:
     """The payer's account, from a match that named the invoice, for the matcher's next
     payment from it without a reference (once per account the debtor does not know yet)."""
     iban = event.payer_iban
-    if not iban or event.method not in cascade.LEARNED_FROM or iban in state.payer_ibans:
+    if not iban or iban in state.payer_ibans or event.method not in cascade.LEARNED_FROM:
         return []
     state.payer_ibans = (*state.payer_ibans, iban)[-PAYER_IBANS_KEPT:]
     return [ev.PayerLearned(f"payer:{state.debtor_id}:{iban}", iban, state.debtor_id)]
@@ -296,9 +305,10 @@ def _decide_pending(state: DebtorState, outputs: Outputs) -> None:
     state.version += 1
 
 
-def _book_paid(state: DebtorState, amount_minor: int) -> int:
+def _book_paid(state: DebtorState, amount_minor: int, booked: dict[str, int] | None = None) -> int:
     """Money beyond the invoice it named goes to the other open items (``allocation``),
-    booked as paid; returns what none of them takes, the credit on account."""
+    booked as paid (and added to ``booked``, by invoice); returns what none of them takes,
+    the credit on account."""
     if amount_minor <= 0 or not state.open_minor:
         return amount_minor
     disputed = {d.invoice_id: state.disputed_minor(d.invoice_id) for d in state.disputes}
@@ -306,6 +316,8 @@ def _book_paid(state: DebtorState, amount_minor: int) -> int:
     for invoice_id, portion in portions.items():
         item = state.items[invoice_id]
         state.replace_item(item, item.with_booked(item.paid_minor + portion, item.credited_minor))
+        if booked is not None:
+            booked[invoice_id] = booked.get(invoice_id, 0) + portion
     return left
 
 

@@ -39,10 +39,13 @@ class ReferenceEntry(NamedTuple):
 
 
 class Waiting(NamedTuple):
-    """A payment whose reference is not issued yet; ``reported``: in the unmatched queue."""
+    """A payment parked in its slot: for its reference (``reported``: in the unmatched queue
+    already), or for the cascade at the next tick (``contested``: its reference and its text
+    name different invoices)."""
 
     payment: ev.PaymentReceived
     reported: bool = False
+    contested: bool = False
 
 
 class Slot(NamedTuple):
@@ -101,13 +104,15 @@ def on_payment(slot: Slot, payment: ev.PaymentReceived) -> tuple[Slot, list]:
     waiting, for its reference or for the cascade at the next tick. A payment that waits
     already is not taken twice."""
     reference = _reference(payment)
-    if slot.debtor_id is not None:
+    usable = payment.amount_minor > 0 and payment.direction == "credit" and not payment.reversal
+    if slot.debtor_id is not None and not (usable and _contested(payment, slot.invoice_id)):
         return slot, [_decide(payment, reference, slot)]
-    if payment.amount_minor <= 0 or payment.direction != "credit" or payment.reversal:
+    if not usable:
         return slot, [_decide(payment, reference, None)]
     if any(w.payment.event_id == payment.event_id for w in slot.waiting):
         return slot, []
-    return slot._replace(waiting=(*slot.waiting, Waiting(payment))), []
+    contested = slot.debtor_id is not None
+    return slot._replace(waiting=(*slot.waiting, Waiting(payment, False, contested))), []
 
 
 def on_reference(slot: Slot, event: ev.ReferenceIssued) -> tuple[Slot, list]:
@@ -116,12 +121,16 @@ def on_reference(slot: Slot, event: ev.ReferenceIssued) -> tuple[Slot, list]:
     if not slot.waiting:
         return issued, []
     outputs: list = []
+    contested = []
     for waiting in slot.waiting:
+        if waiting.contested or _contested(waiting.payment, event.invoice_id):
+            contested.append(Waiting(waiting.payment, waiting.reported, True))  # for the cascade, at the tick
+            continue
         outcome = _decide(waiting.payment, _reference(waiting.payment), issued)
         outputs.append(outcome)
         if waiting.reported and type(outcome) is ev.PaymentMatched:
             outputs.append(resolved(waiting.payment, outcome))
-    return issued, outputs
+    return issued._replace(waiting=tuple(contested)), outputs
 
 
 def on_day(slot: Slot) -> tuple[Slot, list]:
@@ -133,7 +142,7 @@ def on_day(slot: Slot) -> tuple[Slot, list]:
     outputs: list = []
     kept = []
     for w in slot.waiting:
-        if not _awaits_reference(w.payment):
+        if w.contested or not _awaits_reference(w.payment):
             outputs.append(cascade.probe_for(w.payment))
         elif w.reported:
             kept.append(w)
@@ -143,6 +152,31 @@ def on_day(slot: Slot) -> tuple[Slot, list]:
                                                  "is issued"))
             kept.append(Waiting(w.payment, True))
     return slot._replace(waiting=tuple(kept)), outputs
+
+
+def on_allocated(slot: Slot, event: ev.PaymentAllocated) -> tuple[Slot, list]:
+    """A person's decision on a payment from the unmatched queue: a copy still waiting in
+    the slot leaves it, and the payment is booked as the person said (``PaymentMatched``,
+    method ``manual``; no invoice named: on account) or not at all; either way it leaves the
+    queue (``PaymentResolved``)."""
+    if (event.debtor_id is None) == (event.not_ours_reason is None):
+        raise ev.InvalidEvent("names either a debtor (with or without invoices) or why it is not a debtor's "
+                              "payment, not both or neither", "debtor_id")
+    kept = tuple(w for w in slot.waiting if w.payment.transaction_id != event.transaction_id)
+    slot = slot._replace(waiting=kept) if len(kept) != len(slot.waiting) else slot
+    resolved_id = f"resolved:{event.payment_event_id}"
+    if event.not_ours_reason is not None:
+        return slot, [ev.PaymentResolved(resolved_id, event.transaction_id, "not_ours", reason=event.not_ours_reason)]
+    invoice_id = event.invoice_ids[0] if event.invoice_ids else ""
+    by = event.allocated_by or "a person"
+    reason = f"allocated by {by}" + ("" if event.invoice_ids else ", on account")
+    # event_id, debtor_id, invoice_id, transaction_id, booking_date, amount_minor, currency, method, payer_iban,
+    # more_invoice_ids, reason, confidence_pct
+    matched = ev.PaymentMatched(f"pay:{event.payment_event_id}", event.debtor_id, invoice_id, event.transaction_id,
+                                event.booking_date, event.amount_minor, event.currency, "manual", event.payer_iban,
+                                tuple(event.invoice_ids[1:]), reason, 100)
+    return slot, [matched, ev.PaymentResolved(resolved_id, event.transaction_id, "allocated", event.debtor_id,
+                                              invoice_id or None)]
 
 
 def on_index(known: Known, event: ev.ReferenceIssued | ev.PayerLearned) -> tuple[Known, list]:
@@ -165,7 +199,8 @@ def match_payment(index: Mapping[str, ReferenceEntry | Slot], payment: ev.Paymen
         ev.PaymentMatched | ev.PaymentUnmatched):
     """The payment against an index of references (no waiting: what it says now)."""
     reference = _reference(payment)
-    return _decide(payment, reference, index.get(reference) if reference else None)
+    valid = reference and is_valid_normalised_reference(reference)
+    return _decide(payment, reference, index.get(reference) if valid else None)
 
 
 def _decide(payment: ev.PaymentReceived, reference: str,
@@ -178,11 +213,11 @@ def _decide(payment: ev.PaymentReceived, reference: str,
         return _unmatched(payment, "a debit (money out: a refund or a returned direct debit), not a payment from a debtor")
     if payment.amount_minor <= 0:
         return _unmatched(payment, "not an incoming payment (amount is not positive)")
-    if not reference:
-        return _unmatched(payment, "no structured payment reference")
-    if not is_valid_normalised_reference(reference):
-        return _unmatched(payment, f"structured reference {reference} fails its check digits")
-    if entry is None:
+    if entry is None:  # (an entry is kept only under a valid reference: ``matching_key``)
+        if not reference:
+            return _unmatched(payment, "no structured payment reference")
+        if not is_valid_normalised_reference(reference):
+            return _unmatched(payment, f"structured reference {reference} fails its check digits")
         return _unmatched(payment, f"no invoice carries reference {reference}")
     if entry.currency != payment.currency:
         return _unmatched(
@@ -196,6 +231,28 @@ def _decide(payment: ev.PaymentReceived, reference: str,
 
 def _reference(payment: ev.PaymentReceived) -> str:
     return normalise(payment.structured_reference or "")
+
+
+def _contested(payment: ev.PaymentReceived, invoice_id: str) -> bool:
+    """The payment's text or end-to-end id holds a number shaped like the invoice's own number
+    (the same letters and digits in the same places) but not that number: it names another
+    invoice. The reference may be a typo that kept its check digit (a betalingskenmerk's
+    check digit misses some: remainders 0 and 1 both give 1), so neither is trusted alone
+    and the cascade weighs them at the tick."""
+    if not (payment.unstructured_remittance or payment.end_to_end_id):
+        return False
+    own = cascade.number_token(invoice_id)
+    if own is None:
+        return False
+    tokens = cascade.tokens(payment)
+    if own in tokens:
+        return False
+    shape = _shape(own)
+    return any(len(token) == len(own) and _shape(token) == shape for token in tokens)
+
+
+def _shape(token: str) -> str:
+    return "".join("9" if ch.isdigit() else "A" for ch in token)
 
 
 def _awaits_reference(payment: ev.PaymentReceived) -> bool:

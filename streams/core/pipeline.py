@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from streams.core import events as ev
 from streams.core import matching
+from streams.core.cascade import NOTHING_KNOWN, NUMBER, NUMBER_KEY
 from streams.core.ledger import apply
 from streams.core.policy import Policy
 from streams.core.snapshot import snapshot
@@ -38,6 +39,13 @@ class Pipeline:
             if slot.waiting:  # otherwise the slot is as it was: a payment matched or refused changes none
                 self.slots[key] = slot
                 self.waiting.add(key)
+            return self._from_matcher(outputs)
+        if kind is ev.PaymentAllocated:
+            key = matching.matching_key(event)
+            before = self.slots.get(key, matching.EMPTY)
+            slot, outputs = matching.on_allocated(before, event)
+            if slot is not before:
+                self._store(key, slot)
             return self._from_matcher(outputs)
         if kind is ev.DayStarted:
             outputs = []
@@ -67,7 +75,10 @@ class Pipeline:
         hops = None
         for output in outputs:
             kind = type(output)
-            if kind is ev.ReferenceIssued or kind is ev.PayerLearned:
+            if kind is ev.ReferenceIssued and output.kind == NUMBER:  # the most frequent hop, so written out
+                key = NUMBER_KEY + output.reference
+                self.slots[key] = self.slots.get(key, NOTHING_KNOWN).add(output.debtor_id, output.invoice_id)
+            elif kind is ev.ReferenceIssued or kind is ev.PayerLearned:
                 found = self._index(output)
                 if found:
                     hops = (hops or []) + self._from_matcher(found)
@@ -75,7 +86,7 @@ class Pipeline:
 
     def _index(self, event: ev.ReferenceIssued | ev.PayerLearned) -> list:
         key = matching.index_key(event)
-        if matching.is_index_key(key):
+        if key[0] in "ni" and matching.is_index_key(key):  # "no:", "iban:"; references are upper case
             known, found = matching.on_index(self.slots.get(key, matching.NOTHING_KNOWN), event)
             self.slots[key] = known
             return found

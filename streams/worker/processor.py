@@ -212,7 +212,7 @@ class BankProcessor(_Base):
     def process(self, records: Iterable[Record]) -> BatchResult:
         result = BatchResult()
         for record in records:
-            payment = self.decode(result, record, (ev.PaymentReceived,))
+            payment = self.decode(result, record, topics.BANK.types)
             if payment is None:
                 continue
             result.outputs.append(Output(topics.MATCHING.name, matching.matching_key(payment).encode(), record.value))
@@ -246,7 +246,11 @@ class MatchingProcessor(_Base):
 
         def step(key: bytes, change, event, record: Record) -> None:
             before = slot_of(key)
-            slot, outputs = change(before, event)
+            try:
+                slot, outputs = change(before, event)
+            except ev.InvalidEvent as exc:
+                self.dead_letter(result, record, f"{type(event).__name__} {exc}", exc.field)
+                return
             if slot is not before:  # a payment matched at once changes no slot: nothing to write
                 slots[key] = slot
                 result.states[key] = (b"", record)  # encoded once, after the batch
@@ -267,6 +271,8 @@ class MatchingProcessor(_Base):
                         step(key, lambda slot, _: matching.on_day(slot), event, record)
             elif kind is ev.PaymentReceived:
                 step(matching.matching_key(event).encode(), matching.on_payment, event, record)
+            elif kind is ev.PaymentAllocated:
+                step(matching.matching_key(event).encode(), matching.on_allocated, event, record)
             else:
                 key = matching.index_key(event)
                 if kind is ev.PaymentProbe:

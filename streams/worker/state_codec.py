@@ -107,10 +107,11 @@ def decode_state(data: bytes) -> DebtorState:
 
 # A slot with an invoice and no payment waiting, by far the most common, keeps the short
 # form "debtor<US>invoice<US>currency"; a slot with payments waiting is <RS> + a JSON array
-# [format, entry or null, [[reported, payment], ...]], the payments in their JSON form; an
-# index entry (``cascade.Known``) is <STX> + a JSON array of [debtor, invoice or null]. Ids
+# [format, entry or null, [[reported, payment, contested], ...]], the payments in their JSON form; an
+# index entry (``cascade.Known``) is <STX> + a JSON array. Ids
 # are printable, so neither tag can begin the short form; a waiting slot written before the
-# tag began with "[" and holds no <US> (JSON escapes it).
+# tag began with "[" and holds no <US> (JSON escapes it). An index entry's array is flat:
+# debtor, invoice ("" for an account), debtor, invoice, ...
 _SEPARATOR = "\x1f"
 _WAITING = b"\x1e"
 _KNOWN = b"\x02"
@@ -118,11 +119,12 @@ _KNOWN = b"\x02"
 
 def encode_slot(slot: Slot | Known) -> bytes:
     if type(slot) is Known:
-        return _KNOWN + orjson.dumps(slot.targets)
+        return _KNOWN + orjson.dumps(tuple(slot))
     entry = None if slot.debtor_id is None else [slot.debtor_id, slot.invoice_id, slot.currency]
     if not slot.waiting and entry is not None:
         return _SEPARATOR.join(entry).encode()
-    return _WAITING + orjson.dumps([FORMAT, entry, [[w.reported, event_to_json(w.payment)] for w in slot.waiting]])
+    return _WAITING + orjson.dumps([FORMAT, entry, [[w.reported, event_to_json(w.payment), w.contested]
+                                                    for w in slot.waiting]])
 
 
 def slot_has_waiting(data: bytes) -> bool:
@@ -133,11 +135,11 @@ def slot_has_waiting(data: bytes) -> bool:
 def decode_slot(data: bytes) -> Slot | Known:
     head = data[:1]
     if head == _KNOWN:
-        return Known(tuple((debtor_id, invoice_id) for debtor_id, invoice_id in orjson.loads(data[1:])))
+        return Known(orjson.loads(data[1:]))
     if not slot_has_waiting(data):
         return Slot(*data.decode().split(_SEPARATOR))
     fmt, entry, waiting = orjson.loads(data[1:] if head == _WAITING else data)
     if fmt != FORMAT:
         raise ValueError(f"slot format {fmt} is not supported (expected {FORMAT})")
     return Slot(*(entry or (None, None, None)),
-                waiting=tuple(Waiting(event_from_json(payment), reported) for reported, payment in waiting))
+                waiting=tuple(Waiting(event_from_json(w[1]), w[0], w[2] if len(w) > 2 else False) for w in waiting))
