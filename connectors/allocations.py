@@ -41,6 +41,9 @@ def allocation_event(engine: Engine, asked: Allocation) -> ev.PaymentAllocated:
         if row is None:
             raise AllocationRefused(f"payment {asked.transaction_id!r} is not in the unmatched queue "
                                     "(allocated already, matched after all, or never reported)")
+        if asked.not_ours is None and (row.direction != "credit" or row.reversal):
+            raise AllocationRefused("money out (a debit or a reversal) is not a debtor's payment: undo what it "
+                                    "reverses in the ledger and mark it with --not-ours")
         payment_event_id = row.event_id.removeprefix("unmatched:")
         debtor_id = asked.debtor_id
         if asked.not_ours is None:

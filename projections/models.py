@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, String, Text, func
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, MetaData, String, Text, false, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -215,6 +215,8 @@ class UnmatchedPayment(Base):
     debtor_id: Mapped[str | None] = mapped_column(String(64))
     # JSON: [{"debtor_id", "invoice_id", "via"}, ...], what the matcher considered
     candidates: Mapped[str] = mapped_column(Text, server_default="[]")
+    direction: Mapped[str] = mapped_column(String(8), server_default="credit")
+    reversal: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class Outbox(Base):

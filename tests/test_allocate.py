@@ -164,3 +164,29 @@ def test_an_ambiguous_payment_is_queued_with_its_candidates_and_resolved_with_du
                 assert again.returncode == 2 and "not in the unmatched queue" in again.stderr
             finally:
                 watcher.stop()
+
+
+def test_money_out_in_the_queue_is_only_marked_not_ours(tmp_path):
+    from sqlalchemy.orm import Session
+
+    from connectors.allocations import Allocation, AllocationRefused, allocation_event
+    from projections.db import make_engine
+    from projections.models import Debtor, UnmatchedPayment
+
+    url = f"sqlite:///{tmp_path / 'read.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    with Session(engine) as session:
+        session.add(UnmatchedPayment(transaction_id="tx-d", event_id="unmatched:bank-tx-d", booking_date=date(2025, 3, 3),
+                                     amount_minor=4_500, currency="EUR", reason="a debit", direction="debit"))
+        session.add(Debtor(debtor_id="A", name="A BV", kind="B2B", segment="smb", workflow="business", currency="EUR",
+                           version=1, balance_minor=0, overdue_minor=0, credit_minor=0, aging_not_due_minor=0,
+                           aging_1_30_minor=0, aging_31_60_minor=0, aging_61_90_minor=0, aging_over_90_minor=0,
+                           limit_state="none"))
+        session.commit()
+    with pytest.raises(AllocationRefused, match="money out"):
+        allocation_event(engine, Allocation("tx-d", debtor_id="A"))
+    marked = allocation_event(engine, Allocation("tx-d", not_ours="refund to a customer"))
+    assert (marked.debtor_id, marked.not_ours_reason, marked.payment_event_id) == (None, "refund to a customer", "bank-tx-d")
+    with pytest.raises(AllocationRefused, match="not in the unmatched queue"):
+        allocation_event(engine, Allocation("tx-nothing", debtor_id="A"))

@@ -279,3 +279,74 @@ def test_index_entries_and_pending_probes_survive_the_table():
     probe = cascade.visit(cascade.NOTHING_KNOWN.add("A", "F2025-0101"), probe)
     state = DebtorState("A", pending=(cascade.visit(cascade.NOTHING_KNOWN.add("A", None), probe),), payer_ibans=(IBAN_A,))
     assert decode_state(encode_state(state)) == state
+
+
+def test_a_contested_reference_is_weighed_with_the_text_and_a_match_leaves_the_queue():
+    # The reference names F2025-0101 (10,000); the text names F2025-0103 (7,500) of the same
+    # debtor; the amount is F2025-0101's: the reference holds, with less confidence, at the tick.
+    reference = betalingskenmerk_for("20250101")
+    pipeline, before = run([*setup(), tick(1), payment("tx-1", 10_000, reference=reference, text="zie F2025-0103")])
+    assert [m for m in of_type(before, ev.PaymentMatched) if m.transaction_id == "tx-1"] == []
+    after = pipeline.process(tick(2))
+    (matched,) = of_type(after, ev.PaymentMatched)
+    assert (matched.invoice_id, matched.method, matched.confidence_pct) == ("F2025-0101", "structured_reference", 95)
+    assert of_type(after, ev.PaymentResolved) == []  # it was never in the queue
+
+
+def test_a_contested_reference_whose_text_names_another_debtors_invoice_goes_to_a_person():
+    reference = betalingskenmerk_for("20250101")  # A's F2025-0101; the text names B's F2025-0201
+    pipeline, _ = run([*setup(), tick(1), payment("tx-1", 10_000, iban=IBAN_UNKNOWN, reference=reference,
+                                                  text="F2025-0201")])
+    after = pipeline.process(tick(2))
+    assert of_type(after, ev.PaymentMatched) == []
+    (queued,) = of_type(after, ev.PaymentUnmatched)
+    assert {(c.debtor_id, c.via) for c in queued.candidates} == {("A", "payment_reference"), ("B", "invoice_number")}
+
+
+def test_a_payment_waiting_for_its_reference_whose_text_then_contradicts_it_is_still_decided():
+    # Reported while it waited; when the invoice comes, the text names another invoice of the
+    # debtor: it is decided at the next tick, not left waiting for ever, and leaves the queue.
+    reference = betalingskenmerk_for("20259999")
+    pipeline, outputs = run([*setup(), tick(1), payment("tx-w", 5_000, iban=IBAN_A, reference=reference,
+                                                        text="F2025-0103"), tick(2)])
+    assert [u.transaction_id for u in of_type(outputs, ev.PaymentUnmatched)] == ["tx-w"]
+    pipeline.process(ev.InvoiceIssued("inv-late", "A", "F2025-9999", on(2), on(30), 5_000,
+                                      payment_reference=reference))
+    after = pipeline.process(tick(3))
+    (matched,) = of_type(after, ev.PaymentMatched)
+    assert matched.invoice_id == "F2025-9999"
+    assert of_type(after, ev.PaymentResolved) == [
+        ev.PaymentResolved("resolved:bank-tx-w", "tx-w", "matched", "A", "F2025-9999")]
+    assert not pipeline.waiting
+
+
+def test_a_plain_payment_matched_does_not_take_a_contested_one_out_of_the_days_round():
+    reference = betalingskenmerk_for("20258888")
+    pipeline, _ = run([*setup(), tick(1), payment("tx-c", 3_000, iban=IBAN_A, reference=reference, text="F2025-0103"),
+                       payment("tx-p", 3_000, reference=reference)])
+    found = pipeline.process(ev.InvoiceIssued("inv-88", "A", "F2025-8888", on(1), on(30), 6_000,
+                                              payment_reference=reference))
+    assert [m.transaction_id for m in of_type(found, ev.PaymentMatched)] == ["tx-p"]
+    (matched,) = of_type(pipeline.process(tick(2)), ev.PaymentMatched)
+    assert matched.transaction_id == "tx-c"
+
+
+def test_a_decision_that_cannot_be_booked_goes_to_the_queue_and_the_others_are_booked():
+    # The debtor's unallocated credit is near 10^14, the most one debtor holds (set here by hand:
+    # the bound, not the history, is under test). A payment of 10^13 naming F2025-0101 would
+    # take it past; the next payment of the day is booked all the same.
+    from dataclasses import replace
+
+    from streams.core.bounds import MAX_BALANCE_MINOR
+
+    pipeline, _ = run([*setup(), tick(1)])
+    pipeline.debtors["A"] = replace(pipeline.debtors["A"], credit_minor=MAX_BALANCE_MINOR - 10**12)
+    pipeline.process(payment("tx-1", 10**13, iban=IBAN_A, text="F2025-0101"))
+    pipeline.process(payment("tx-2", 25_000, iban=IBAN_A))
+    after = pipeline.process(tick(2))
+    (refused,) = of_type(after, ev.PaymentUnmatched)
+    assert refused.transaction_id == "tx-1" and refused.reason.startswith("cannot be booked")
+    assert [m.transaction_id for m in of_type(after, ev.PaymentMatched)] == ["tx-2"]
+    state = pipeline.debtors["A"]
+    assert state.credit_minor == MAX_BALANCE_MINOR - 10**12 and not state.pending
+    assert state.items["F2025-0101"].open_minor == 10_000 and state.items["F2025-0102"].open_minor == 0

@@ -28,6 +28,7 @@ from streams.core.state import DebtorState, Item
 
 NUMBER = "invoice_number"
 PAYER = "payer_iban"
+REFERENCE = "payment_reference"  # a valid reference whose invoice the text contradicts
 NUMBER_KEY = "no:"  # index keys: an invoice number, a payer's account
 PAYER_KEY = "iban:"
 MIN_TOKEN = 4  # DOMAIN.md: tokens of 4+ characters with a digit
@@ -58,11 +59,18 @@ class Known(tuple):
         return tuple((self[i], self[i + 1] or None) for i in range(0, len(self), 2))
 
     def add(self, debtor_id: str, invoice_id: str | None) -> Known:
+        """With the pair added, in sorted order (the stream learns them in whatever order its
+        partitions deliver; ``dunning simulate`` in input order: sorted, both hold the same),
+        the first ``MAX_TARGETS`` kept: more is an account many debtors share, which points to
+        none of them anyway."""
         invoice = invoice_id or ""
-        for i in range(0, len(self), 2):
-            if self[i] == debtor_id and self[i + 1] == invoice:
-                return self
-        return Known((*self, debtor_id, invoice)[-2 * MAX_TARGETS:])
+        if not self:
+            return Known((debtor_id, invoice))  # an invoice number: almost always the only one
+        pairs = set(zip(self[::2], self[1::2]))
+        if (debtor_id, invoice) in pairs:
+            return self
+        pairs.add((debtor_id, invoice))
+        return Known(value for pair in sorted(pairs)[:MAX_TARGETS] for value in pair)
 
     def __repr__(self) -> str:
         return f"Known({self.targets!r})"
@@ -98,20 +106,25 @@ def tokens(payment) -> list[str]:
     return found[:MAX_TOKENS]
 
 
-def probe_for(payment: ev.PaymentReceived) -> ev.PaymentProbe | ev.PaymentUnmatched:
-    """The payment, off to the indexes its text and account point to; with none to
-    visit, unmatched."""
+def probe_for(payment: ev.PaymentReceived, referenced: ev.MatchCandidate | None = None, reported: bool = False) -> (
+        ev.PaymentProbe | ev.PaymentUnmatched):
+    """The payment, off to the indexes its text and account point to (with ``referenced``,
+    the invoice its reference names, as a hit; ``reported``: in the unmatched queue
+    already); with none to visit, unmatched."""
     route = [number_key(token) for token in tokens(payment)]
     if payment.payer_iban:
         route.append(payer_key(payment.payer_iban))
-    if not route:
-        return unmatched(payment, payment.event_id, _why_no_reference(payment) +
-                         ", no invoice number in the text and no payer account")
-    return ev.PaymentProbe(
+    probe = ev.PaymentProbe(
         f"probe:{payment.event_id}", payment.transaction_id, payment.booking_date, payment.amount_minor,
         payment.currency, payment.payer_iban, payment.payer_name, payment.structured_reference,
         payment.unstructured_remittance, payment.end_to_end_id, payment.account_iban, payment.event_id,
-        tuple(route))
+        tuple(route), (referenced,) if referenced else (), None, reported)
+    if route:
+        return probe
+    if referenced:
+        return address(probe)
+    return unmatched(payment, payment.event_id, _why_no_reference(payment) +
+                     ", no invoice number in the text and no payer account")
 
 
 def visit(known: Known, probe: ev.PaymentProbe) -> ev.PaymentProbe | ev.PaymentUnmatched:
@@ -127,7 +140,7 @@ def address(probe: ev.PaymentProbe) -> ev.PaymentProbe | ev.PaymentUnmatched:
     """To the one debtor the invoice numbers name (narrowed by the payer's account where
     they name several), or else the one debtor the account is known for; otherwise the
     queue, with the candidates."""
-    named = {hit.debtor_id for hit in probe.hits if hit.via == NUMBER}
+    named = {hit.debtor_id for hit in probe.hits if hit.via in (NUMBER, REFERENCE)}
     payers = {hit.debtor_id for hit in probe.hits if hit.via == PAYER}
     if len(named) > 1 and len(named & payers) == 1:
         named &= payers
@@ -158,6 +171,10 @@ def decide(state: DebtorState, probe: ev.PaymentProbe) -> ev.PaymentMatched | ev
     named = [state.items[i] for i in dict.fromkeys(named_ids) if i in state.items and state.items[i].open_minor]
     named.sort(key=lambda item: (item.due_date, item.invoice_id))
     amount = probe.amount_minor
+    referenced = [state.items[h.invoice_id] for h in probe.hits if h.via == REFERENCE and h.debtor_id == debtor_id
+                  and h.invoice_id in state.items]
+    if referenced:
+        return _weighed(probe, debtor_id, referenced[0], named)
     if named:
         numbers = ", ".join(item.invoice_id for item in named)
         total = sum(item.open_minor for item in named)
@@ -206,6 +223,25 @@ def decide(state: DebtorState, probe: ev.PaymentProbe) -> ev.PaymentMatched | ev
     why = "the search for a combination of open items gave up" if found is None else \
         "the amount equals no open item and no combination of them"
     return _queued(probe, f"the payer's account is known for this debtor, but {why}", debtor_id, open_items)
+
+
+def _weighed(probe: ev.PaymentProbe, debtor_id: str, referenced: Item, named: list[Item]) -> (
+        ev.PaymentMatched | ev.PaymentUnmatched):
+    """A valid reference and a text that names another invoice: the reference holds when no
+    invoice of this debtor is named against it; otherwise the one of them whose open amount
+    the payment equals, or a person."""
+    others = [item for item in named if item.invoice_id != referenced.invoice_id]
+    if not others:
+        return _matched(probe, debtor_id, [referenced], "structured_reference", 100,
+                        f"the structured reference names {referenced.invoice_id}")
+    fits = [item for item in (referenced, *others) if item.open_minor == probe.amount_minor]
+    numbers = ", ".join(item.invoice_id for item in others)
+    if len(fits) == 1:
+        method = "structured_reference" if fits[0] is referenced else NUMBER
+        return _matched(probe, debtor_id, fits, method, 95, f"the reference names {referenced.invoice_id}, the text "
+                        f"{numbers}; the amount is the open amount of {fits[0].invoice_id}")
+    return _queued(probe, f"the reference names {referenced.invoice_id}, the text {numbers}, and the amount does not "
+                          "tell which", debtor_id, [referenced, *others])
 
 
 class _Exhausted(Exception):
@@ -266,6 +302,8 @@ def unmatched(payment, payment_event_id: str, reason: str, debtor_id: str | None
         end_to_end_id=payment.end_to_end_id,
         debtor_id=debtor_id,
         candidates=candidates,
+        direction=getattr(payment, "direction", "credit"),  # a probe is always money in
+        reversal=getattr(payment, "reversal", False),
     )
 
 

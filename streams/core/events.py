@@ -209,7 +209,9 @@ class MatchCandidate:
 
     debtor_id: str
     invoice_id: Optional[str] = None
-    via: str = "invoice_number"  # in the text; or "payer_iban" (a learned account), "open_item" (of the debtor)
+    # "invoice_number" (in the text), "payer_iban" (a learned account), "open_item" (of the debtor) or
+    # "payment_reference" (a valid reference the text contradicts)
+    via: str = "invoice_number"
 
 
 @event
@@ -233,6 +235,7 @@ class PaymentProbe:
     route: tuple[str, ...] = ()
     hits: tuple[MatchCandidate, ...] = ()
     debtor_id: Optional[str] = None
+    reported: bool = False  # in the unmatched queue already: a match takes it out (PaymentResolved)
 
 
 @event
@@ -352,6 +355,8 @@ class PaymentUnmatched:
     end_to_end_id: Optional[str] = None
     debtor_id: Optional[str] = None  # set when the debtor is known but no open invoice fits
     candidates: tuple[MatchCandidate, ...] = ()  # the debtors and invoices the matcher considered
+    direction: str = "credit"  # as the bank booked it: "debit" is money out
+    reversal: bool = False
 
 
 @event

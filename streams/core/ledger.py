@@ -296,11 +296,29 @@ def _probe(event: ev.PaymentProbe, state: DebtorState):
 
 
 def _decide_pending(state: DebtorState, outputs: Outputs) -> None:
+    """Each payment the cascade handed over, decided and booked, in a fixed order (a match of
+    one that was in the unmatched queue already takes it out: ``PaymentResolved``). One that
+    cannot be booked (it would take the credit past its bound) goes to the queue with the
+    reason; the others are booked."""
     for probe in sorted(state.pending, key=lambda p: (p.booking_date, p.transaction_id, p.event_id)):
         decision = cascade.decide(state, probe)
-        outputs.append(decision)
         if type(decision) is ev.PaymentMatched:
-            outputs.extend(_payment(decision, state) or ())
+            trial = state.copy()
+            try:
+                learned = _payment(decision, trial) or []
+            except ev.InvalidEvent as exc:
+                outputs.append(cascade.unmatched(probe, probe.payment_event_id, f"cannot be booked: {exc}",
+                                                 state.debtor_id))
+                continue
+            for name in DebtorState.__slots__:
+                setattr(state, name, getattr(trial, name))
+            outputs.append(decision)
+            if probe.reported:
+                outputs.append(ev.PaymentResolved(f"resolved:{probe.payment_event_id}", probe.transaction_id,
+                                                  "matched", state.debtor_id, decision.invoice_id))
+            outputs += learned
+        else:
+            outputs.append(decision)
     state.pending = ()
     state.version += 1
 

@@ -137,12 +137,15 @@ def on_day(slot: Slot) -> tuple[Slot, list]:
     """A new business day. A payment parked for the cascade sets out as a ``PaymentProbe``
     (or, with nothing to look up, is reported unmatched) and leaves the slot; one waiting
     for its reference is reported unmatched (once) and keeps waiting."""
-    if all(w.reported for w in slot.waiting):
+    if all(w.reported and not w.contested for w in slot.waiting):
         return slot, []
     outputs: list = []
     kept = []
     for w in slot.waiting:
-        if w.contested or not _awaits_reference(w.payment):
+        if w.contested:  # the invoice the reference names goes along, to be weighed with the text's
+            outputs.append(cascade.probe_for(w.payment, ev.MatchCandidate(slot.debtor_id, slot.invoice_id,
+                                                                          cascade.REFERENCE), w.reported))
+        elif not _awaits_reference(w.payment):
             outputs.append(cascade.probe_for(w.payment))
         elif w.reported:
             kept.append(w)
@@ -162,7 +165,9 @@ def on_allocated(slot: Slot, event: ev.PaymentAllocated) -> tuple[Slot, list]:
     if (event.debtor_id is None) == (event.not_ours_reason is None):
         raise ev.InvalidEvent("names either a debtor (with or without invoices) or why it is not a debtor's "
                               "payment, not both or neither", "debtor_id")
-    kept = tuple(w for w in slot.waiting if w.payment.transaction_id != event.transaction_id)
+    if event.amount_minor <= 0:
+        raise ev.InvalidEvent("must be positive: only money in is allocated", "amount_minor")
+    kept = tuple(w for w in slot.waiting if w.payment.event_id != event.payment_event_id)
     slot = slot._replace(waiting=kept) if len(kept) != len(slot.waiting) else slot
     resolved_id = f"resolved:{event.payment_event_id}"
     if event.not_ours_reason is not None:

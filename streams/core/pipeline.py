@@ -92,7 +92,7 @@ class Pipeline:
             return found
         slot, found = matching.on_reference(self.slots.get(key, matching.EMPTY), event)
         self.slots[key] = slot
-        if found:
+        if not slot.waiting:
             self.waiting.discard(key)
         return found
 
