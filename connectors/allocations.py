@@ -45,9 +45,7 @@ def allocation_event(engine: Engine, asked: Allocation) -> ev.PaymentAllocated:
             raise AllocationRefused("money out (a debit or a reversal) is not a debtor's payment: undo what it "
                                     "reverses in the ledger and mark it with --not-ours")
         payment_event_id = row.event_id.removeprefix("unmatched:")
-        debtor_id = asked.debtor_id
-        if asked.not_ours is None:
-            debtor_id = _debtor_of(session, asked, row.currency)
+        debtor_id = None if asked.not_ours is not None else _debtor_of(session, asked, row.currency)
     return ev.PaymentAllocated(
         event_id=f"allocated:{payment_event_id}",
         transaction_id=row.transaction_id,
@@ -57,7 +55,7 @@ def allocation_event(engine: Engine, asked: Allocation) -> ev.PaymentAllocated:
         currency=row.currency,
         structured_reference=row.structured_reference,
         payer_iban=row.payer_iban,
-        debtor_id=None if asked.not_ours is not None else debtor_id,
+        debtor_id=debtor_id,
         invoice_ids=asked.invoice_ids,
         not_ours_reason=asked.not_ours,
         allocated_by=asked.by,

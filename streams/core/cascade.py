@@ -20,6 +20,7 @@ through the indexes; the debtor's ledger makes the decision.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Sequence
 
 from streams.core import events as ev
@@ -132,7 +133,7 @@ def visit(known: Known, probe: ev.PaymentProbe) -> ev.PaymentProbe | ev.PaymentU
     goes on to the next key, or, at the last, to its debtor (``address``)."""
     via = PAYER if probe.route[0].startswith(PAYER_KEY) else NUMBER
     hits = probe.hits + tuple(ev.MatchCandidate(debtor_id, invoice_id, via) for debtor_id, invoice_id in known.targets)
-    probe = _with(probe, route=probe.route[1:], hits=hits)
+    probe = replace(probe, route=probe.route[1:], hits=hits)
     return probe if probe.route else address(probe)
 
 
@@ -145,11 +146,11 @@ def address(probe: ev.PaymentProbe) -> ev.PaymentProbe | ev.PaymentUnmatched:
     if len(named) > 1 and len(named & payers) == 1:
         named &= payers
     if len(named) == 1:
-        return _with(probe, debtor_id=next(iter(named)))
+        return replace(probe, debtor_id=next(iter(named)))
     if named:
         return _queued(probe, f"the text names invoices of {len(named)} debtors ({', '.join(sorted(named))})")
     if len(payers) == 1:
-        return _with(probe, debtor_id=next(iter(payers)))
+        return replace(probe, debtor_id=next(iter(payers)))
     if payers:
         return _queued(probe, f"the payer's account is known for {len(payers)} debtors "
                               f"({', '.join(sorted(payers))}) and the text names none of their invoices")
@@ -335,9 +336,3 @@ def _why_no_reference(payment) -> str:
     if is_valid_normalised_reference(reference):
         return f"structured reference {reference} names another invoice than the text"
     return f"structured reference {reference} fails its check digits"
-
-
-def _with(probe: ev.PaymentProbe, **changes) -> ev.PaymentProbe:
-    fields = {name: getattr(probe, name) for name in probe.__dataclass_fields__}
-    fields.update(changes)
-    return ev.PaymentProbe(**fields)

@@ -70,6 +70,12 @@ def is_index_key(key: str) -> bool:
     return key.startswith((cascade.NUMBER_KEY, cascade.PAYER_KEY))
 
 
+def holds_nothing(slot: Slot | Known) -> bool:
+    """A slot with no invoice and no payment waiting: its key is deleted (a payment parked
+    for the cascade that set out, one a person allocated)."""
+    return type(slot) is Slot and slot.debtor_id is None and not slot.waiting
+
+
 def empty_at(key: str) -> Slot | Known:
     """What a key holds before anything is written to it."""
     return NOTHING_KNOWN if is_index_key(key) else EMPTY
@@ -82,10 +88,7 @@ def entry_for(event: ev.ReferenceIssued) -> ReferenceEntry:
 def matching_key(payment: ev.PaymentReceived) -> str:
     """Where a payment is routed for matching: its reference, if it validates; otherwise
     its transaction id."""
-    reference = _reference(payment)
-    if reference and is_valid_normalised_reference(reference):
-        return reference
-    return PARKED_KEY + payment.transaction_id
+    return _valid_reference(payment) or PARKED_KEY + payment.transaction_id
 
 
 def index_key(event: ev.ReferenceIssued | ev.PayerLearned | ev.PaymentProbe) -> str:
@@ -145,7 +148,7 @@ def on_day(slot: Slot) -> tuple[Slot, list]:
         if w.contested:  # the invoice the reference names goes along, to be weighed with the text's
             outputs.append(cascade.probe_for(w.payment, ev.MatchCandidate(slot.debtor_id, slot.invoice_id,
                                                                           cascade.REFERENCE), w.reported))
-        elif not _awaits_reference(w.payment):
+        elif _valid_reference(w.payment) is None:
             outputs.append(cascade.probe_for(w.payment))
         elif w.reported:
             kept.append(w)
@@ -203,9 +206,8 @@ def resolved(payment: ev.PaymentReceived, matched: ev.PaymentMatched) -> ev.Paym
 def match_payment(index: Mapping[str, ReferenceEntry | Slot], payment: ev.PaymentReceived) -> (
         ev.PaymentMatched | ev.PaymentUnmatched):
     """The payment against an index of references (no waiting: what it says now)."""
-    reference = _reference(payment)
-    valid = reference and is_valid_normalised_reference(reference)
-    return _decide(payment, reference, index.get(reference) if valid else None)
+    valid = _valid_reference(payment)
+    return _decide(payment, _reference(payment), index.get(valid) if valid else None)
 
 
 def _decide(payment: ev.PaymentReceived, reference: str,
@@ -260,9 +262,10 @@ def _shape(token: str) -> str:
     return "".join("9" if ch.isdigit() else "A" for ch in token)
 
 
-def _awaits_reference(payment: ev.PaymentReceived) -> bool:
+def _valid_reference(payment) -> str | None:
+    """The payment's reference, normalised, if its check digits validate."""
     reference = _reference(payment)
-    return bool(reference) and is_valid_normalised_reference(reference)
+    return reference if reference and is_valid_normalised_reference(reference) else None
 
 
 def _unmatched(payment: ev.PaymentReceived, reason: str, debtor_id: str | None = None) -> ev.PaymentUnmatched:

@@ -63,8 +63,8 @@ class Pipeline:
             self.slots[key] = slot
             return
         self.waiting.discard(key)
-        if slot.debtor_id is None:
-            self.slots.pop(key, None)  # nothing left under the key: the stream deletes it too
+        if matching.holds_nothing(slot):
+            self.slots.pop(key, None)  # the stream deletes the key too
         else:
             self.slots[key] = slot
 
@@ -86,7 +86,7 @@ class Pipeline:
 
     def _index(self, event: ev.ReferenceIssued | ev.PayerLearned) -> list:
         key = matching.index_key(event)
-        if key[0] in "ni" and matching.is_index_key(key):  # "no:", "iban:"; references are upper case
+        if matching.is_index_key(key):
             known, found = matching.on_index(self.slots.get(key, matching.NOTHING_KNOWN), event)
             self.slots[key] = known
             return found

@@ -283,9 +283,7 @@ class MatchingProcessor(_Base):
                     step(key.encode(), matching.on_reference, event, record)
         for key, (_, record) in result.states.items():
             slot = slots[key]
-            # A slot left with nothing (its parked payment set out as a probe) is deleted.
-            empty = type(slot) is Slot and slot.debtor_id is None and not slot.waiting
-            result.states[key] = (None if empty else encode_slot(slot), record)
+            result.states[key] = (None if matching.holds_nothing(slot) else encode_slot(slot), record)
         result.tally.publish()
         return result
 
