@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streams.core import events as ev
-from streams.core.matching import index_key
+from streams.core.matching import index_key, index_keys
 
 # The largest record the platform writes: a debtor's state in its table's changelog and its
 # snapshot grow with its open items (``streams.core.ledger.MAX_ITEMS`` bounds them). Topics
@@ -107,6 +107,14 @@ def output_topic(event: object) -> TopicSpec:
     if type(event) is ev.PaymentProbe and event.debtor_id is not None:
         return LEDGER
     return OUTPUT_TOPIC[type(event)]
+
+
+def keys_of(event: object) -> tuple[str | None, ...]:
+    """The record keys an event is written under: one, but an invoice's reference that
+    carries its number is written under both (``matching.index_keys``)."""
+    if type(event) is ev.ReferenceIssued:
+        return index_keys(event)
+    return (key_of(event),)
 
 
 def key_of(event: object) -> str | None:

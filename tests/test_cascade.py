@@ -272,12 +272,13 @@ def test_tokens_are_words_of_four_or_more_with_a_digit():
 
 
 def test_index_entries_and_pending_probes_survive_the_table():
-    known = cascade.NOTHING_KNOWN.add("A", "F2025-0101").add("[B]", None)
-    assert known.targets == (("A", "F2025-0101"), ("[B]", None)) and known.add("A", "F2025-0101") is known
+    known = cascade.with_target(cascade.with_target(cascade.NOTHING_KNOWN, "A", "F2025-0101"), "[B]", None)
+    assert cascade.targets(known) == (("A", "F2025-0101"), ("[B]", None))
+    assert cascade.with_target(known, "A", "F2025-0101") is known
     assert decode_slot(encode_slot(known)) == known
     probe = cascade.probe_for(payment("tx-é", 7_500, iban=IBAN_A, text="F2025-0101"))
-    probe = cascade.visit(cascade.NOTHING_KNOWN.add("A", "F2025-0101"), probe)
-    state = DebtorState("A", pending=(cascade.visit(cascade.NOTHING_KNOWN.add("A", None), probe),), payer_ibans=(IBAN_A,))
+    probe = cascade.visit(cascade.with_target(cascade.NOTHING_KNOWN, "A", "F2025-0101"), probe)
+    state = DebtorState("A", pending=(cascade.visit(cascade.with_target(cascade.NOTHING_KNOWN, "A", None), probe),), payer_ibans=(IBAN_A,))
     assert decode_state(encode_state(state)) == state
 
 
@@ -350,3 +351,36 @@ def test_a_decision_that_cannot_be_booked_goes_to_the_queue_and_the_others_are_b
     state = pipeline.debtors["A"]
     assert state.credit_minor == MAX_BALANCE_MINOR - 10**12 and not state.pending
     assert state.items["F2025-0101"].open_minor == 10_000 and state.items["F2025-0102"].open_minor == 0
+
+
+def test_an_invoice_with_a_reference_is_indexed_by_both_from_one_event_and_the_record_key_says_which():
+    """The worker writes the one ReferenceIssued under its reference and under its number;
+    the matcher treats each record by its key, and refuses a key that is neither."""
+    from schemas import topics
+    from schemas.codec import Codec
+    from streams.kafka.records import Record, partition_of
+    from streams.worker.processor import LedgerProcessor, MatchingProcessor
+
+    codec, partitions = Codec(), 4
+    ledger = LedgerProcessor(codec, sample_policy(), partitions)
+    table: dict[bytes, bytes] = {}
+    records = []
+    for offset, event in enumerate((registered("A"), invoice("A", "F2025-0101", 10_000))):
+        result = ledger.process([Record(topics.LEDGER.name, 0, offset, b"A", codec.encode(topics.LEDGER.name, event),
+                                        0.0)], table.get, lambda: list(table))
+        table.update({key: raw for key, (raw, _) in result.states.items()})
+        records += [out for out in result.outputs if out.topic == topics.MATCHING.name]
+    reference = betalingskenmerk_for("20250101")
+    assert sorted(out.key for out in records) == sorted([reference.encode(), b"no:F20250101"])
+    assert records[0].value == records[1].value  # one event, encoded once
+    matcher = MatchingProcessor(codec, partitions)
+    stored: dict[bytes, bytes] = {}
+    for offset, out in enumerate(records):
+        result = matcher.process([Record(out.topic, partition_of(out.key, partitions), offset, out.key, out.value,
+                                         0.0)], stored.get, lambda: list(stored.items()))
+        stored.update({key: raw for key, (raw, _) in result.states.items()})
+    assert decode_slot(stored[b"no:F20250101"]) == ("A", "F2025-0101")
+    assert decode_slot(stored[reference.encode()]).invoice_id == "F2025-0101"
+    wrong = matcher.process([Record(topics.MATCHING.name, 0, 9, b"no:F20259999", records[0].value, 0.0)],
+                            stored.get, lambda: list(stored.items()))
+    assert not wrong.states and [out.topic for out in wrong.outputs] == [topics.DEAD_LETTERS.name]

@@ -332,6 +332,7 @@ BOUNDS: dict = {
     "payment_reference": Reference(64),
     "structured_reference": Reference(64),
     "reference": Reference(64, min_length=1),  # ReferenceIssued: the normalised form
+    (ev.ReferenceIssued, "number"): Reference(64),  # an invoice id's letters and digits (invoice_id: 64)
     "payer_iban": Iban(),
     "iban": Iban(),  # PayerLearned
     "account_iban": Iban(),

@@ -47,42 +47,39 @@ LEARNED_FROM = ("structured_reference", "invoice_number", "manual")
 _TOKEN = re.compile(r"[0-9A-Za-z][0-9A-Za-z\-/._]*")
 
 
-class Known(tuple):
-    """An index entry: the debtors (and invoices) an invoice number or a payer's account
-    points to, the most recent last. One flat tuple of strings, debtor and invoice ("" for an
-    account) by turns: the matcher holds one per invoice ever issued, and a tuple of strings
-    is one object the garbage collector soon stops looking at."""
-
-    __slots__ = ()
-
-    @property
-    def targets(self) -> tuple[tuple[str, str | None], ...]:
-        return tuple((self[i], self[i + 1] or None) for i in range(0, len(self), 2))
-
-    def add(self, debtor_id: str, invoice_id: str | None) -> Known:
-        """With the pair added, in sorted order (the stream learns them in whatever order its
-        partitions deliver; ``dunning simulate`` in input order: sorted, both hold the same),
-        the first ``MAX_TARGETS`` kept: more is an account many debtors share, which points to
-        none of them anyway."""
-        invoice = invoice_id or ""
-        if not self:
-            return Known((debtor_id, invoice))  # an invoice number: almost always the only one
-        pairs = set(zip(self[::2], self[1::2]))
-        if (debtor_id, invoice) in pairs:
-            return self
-        pairs.add((debtor_id, invoice))
-        return Known(value for pair in sorted(pairs)[:MAX_TARGETS] for value in pair)
-
-    def __repr__(self) -> str:
-        return f"Known({self.targets!r})"
+# An index entry: the debtors (and invoices) an invoice number or a payer's account points
+# to, as one flat tuple of strings, debtor and invoice ("" for an account) by turns, in
+# sorted order. A plain tuple, not a class of its own: the matcher holds one per invoice
+# ever issued, and the garbage collector stops looking at a tuple of strings once it has
+# seen it (it never does for an instance of a tuple subclass).
+Known = tuple
 
 
-NOTHING_KNOWN = Known()
+def targets(known: Known) -> tuple[tuple[str, str | None], ...]:
+    return tuple((known[i], known[i + 1] or None) for i in range(0, len(known), 2))
+
+
+def with_target(known: Known, debtor_id: str, invoice_id: str | None) -> Known:
+    """``known`` with the pair added, in sorted order (the stream learns them in whatever
+    order its partitions deliver; ``dunning simulate`` in input order: sorted, both hold the
+    same), the first ``MAX_TARGETS`` kept: more is an account many debtors share, which
+    points to none of them anyway."""
+    invoice = invoice_id or ""
+    if not known:
+        return (debtor_id, invoice)  # an invoice number: almost always the only one
+    pairs = set(zip(known[::2], known[1::2]))
+    if (debtor_id, invoice) in pairs:
+        return known
+    pairs.add((debtor_id, invoice))
+    return tuple(value for pair in sorted(pairs)[:MAX_TARGETS] for value in pair)
+
+
+NOTHING_KNOWN: Known = ()
 
 
 def number_token(text: str) -> str | None:
     """The form an invoice number is indexed and looked up in: letters and digits, upper case."""
-    token = text.upper() if text.isalnum() else normalise(text)
+    token = normalise(text)
     if len(token) >= MIN_TOKEN and not token.isalpha():  # letters and digits only: not all letters, so a digit
         return token
     return None
@@ -132,7 +129,7 @@ def visit(known: Known, probe: ev.PaymentProbe) -> ev.PaymentProbe | ev.PaymentU
     """The probe at the index entry of its next key: what the entry knows is added, and it
     goes on to the next key, or, at the last, to its debtor (``address``)."""
     via = PAYER if probe.route[0].startswith(PAYER_KEY) else NUMBER
-    hits = probe.hits + tuple(ev.MatchCandidate(debtor_id, invoice_id, via) for debtor_id, invoice_id in known.targets)
+    hits = probe.hits + tuple(ev.MatchCandidate(debtor_id, invoice_id, via) for debtor_id, invoice_id in targets(known))
     probe = replace(probe, route=probe.route[1:], hits=hits)
     return probe if probe.route else address(probe)
 

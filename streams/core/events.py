@@ -191,6 +191,9 @@ class ReferenceIssued:
     invoice_id: str
     currency: str = "EUR"
     kind: str = "payment_reference"  # or "invoice_number": the invoice's number, for the matching cascade
+    # With a payment reference, the invoice's number as well (``cascade.number_token``): one
+    # event, written under both keys (``matching.index_keys``).
+    number: Optional[str] = None
 
 
 @event

@@ -212,16 +212,17 @@ def _invoice(event: ev.InvoiceIssued, state: DebtorState):
                         0, 0, reference))
     if state.credit_minor:  # credit on account pays the new invoice first: nothing else is open
         state.credit_minor = _book_paid(state, state.credit_minor)
-    # The index entries the matcher finds the invoice by: its payment reference, its number.
-    # event_id, reference, debtor_id, invoice_id, currency, kind
+    # The index entries the matcher finds the invoice by: its payment reference and its number
+    # (one event written under both keys), or its number alone.
+    # event_id, reference, debtor_id, invoice_id, currency, kind, number
     number = cascade.number_token(event.invoice_id)
-    by_number = ev.ReferenceIssued(f"number:{event.event_id}", number, state.debtor_id, event.invoice_id,
-                                   event.currency, cascade.NUMBER) if number else None
-    if not reference:
-        return [by_number] if by_number else []
-    by_reference = ev.ReferenceIssued(f"ref:{event.event_id}", reference, state.debtor_id, event.invoice_id,
-                                      event.currency)
-    return [by_reference, by_number] if by_number else [by_reference]
+    if reference:
+        return [ev.ReferenceIssued(f"ref:{event.event_id}", reference, state.debtor_id, event.invoice_id,
+                                   event.currency, cascade.REFERENCE, number)]
+    if number:
+        return [ev.ReferenceIssued(f"number:{event.event_id}", number, state.debtor_id, event.invoice_id,
+                                   event.currency, cascade.NUMBER)]
+    return []
 
 
 def _credit_note(event: ev.CreditNoteIssued, state: DebtorState):
@@ -246,16 +247,14 @@ def _payment(event: ev.PaymentMatched, state: DebtorState):
         return None
     named = (event.invoice_id, *event.more_invoice_ids) if event.more_invoice_ids else (event.invoice_id,)
     left = event.amount_minor
-    items = state.items
     booked: dict[str, int] = {}  # what each invoice took
     for invoice_id in named:  # the invoices the payer named, in their order (BW 6:43 lid 1)
-        item = items.get(invoice_id)
+        item = state.items.get(invoice_id)
         if item is not None:
             absorbed = min(left, item.open_minor)
             if absorbed:
                 state.replace_item(item, item.with_booked(item.paid_minor + absorbed, item.credited_minor))
                 left -= absorbed
-                items = state.items
                 booked[invoice_id] = absorbed
     _remember(state, event.event_id, event.booking_date)
     if left:
@@ -272,7 +271,7 @@ def _payment(event: ev.PaymentMatched, state: DebtorState):
         )
     if state.credit_minor > MAX_BALANCE_MINOR:  # as for a credit note
         raise _past_balance_bound("unallocated credit", state.credit_minor)
-    return _learned(state, event)
+    return _learned(state, event) if event.payer_iban else []
 
 
 def _learned(state: DebtorState, event: ev.PaymentMatched) -> Outputs:

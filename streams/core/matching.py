@@ -102,13 +102,28 @@ def index_key(event: ev.ReferenceIssued | ev.PayerLearned | ev.PaymentProbe) -> 
     return event.reference
 
 
+def index_keys(event: ev.ReferenceIssued | ev.PayerLearned | ev.PaymentProbe) -> tuple[str, ...]:
+    """Every key an index event is written under: ``index_key``, and for an invoice's
+    reference that carries its number as well, the number's entry."""
+    key = index_key(event)
+    if type(event) is ev.ReferenceIssued and event.number and event.kind != cascade.NUMBER:
+        return key, cascade.number_key(event.number)
+    return (key,)
+
+
+def on_issued(slot: Slot | Known, event: ev.ReferenceIssued, key: str) -> tuple[Slot | Known, list]:
+    """An invoice's reference or number arriving at ``key``, one of its ``index_keys``."""
+    return on_index(slot, event) if is_index_key(key) else on_reference(slot, event)
+
+
 def on_payment(slot: Slot, payment: ev.PaymentReceived) -> tuple[Slot, list]:
     """A payment routed to ``slot`` (its ``matching_key``): matched, reported unmatched, or
     waiting, for its reference or for the cascade at the next tick. A payment that waits
     already is not taken twice."""
     reference = _reference(payment)
     usable = payment.amount_minor > 0 and payment.direction == "credit" and not payment.reversal
-    if slot.debtor_id is not None and not (usable and _contested(payment, slot.invoice_id)):
+    if slot.debtor_id is not None and not (usable and (payment.unstructured_remittance or payment.end_to_end_id)
+                                           and _contested(payment, slot.invoice_id)):
         return slot, [_decide(payment, reference, slot)]
     if not usable:
         return slot, [_decide(payment, reference, None)]
@@ -189,7 +204,8 @@ def on_allocated(slot: Slot, event: ev.PaymentAllocated) -> tuple[Slot, list]:
 
 def on_index(known: Known, event: ev.ReferenceIssued | ev.PayerLearned) -> tuple[Known, list]:
     """An invoice's number, or a payer's account learned from a match: into its index entry."""
-    return known.add(event.debtor_id, event.invoice_id if type(event) is ev.ReferenceIssued else None), []
+    return cascade.with_target(known, event.debtor_id,
+                               event.invoice_id if type(event) is ev.ReferenceIssued else None), []
 
 
 def on_probe(known: Known, probe: ev.PaymentProbe) -> tuple[Known, list]:
@@ -264,8 +280,11 @@ def _shape(token: str) -> str:
 
 def _valid_reference(payment) -> str | None:
     """The payment's reference, normalised, if its check digits validate."""
-    reference = _reference(payment)
-    return reference if reference and is_valid_normalised_reference(reference) else None
+    reference = payment.structured_reference
+    if not reference:
+        return None
+    reference = normalise(reference)
+    return reference if is_valid_normalised_reference(reference) else None
 
 
 def _unmatched(payment: ev.PaymentReceived, reason: str, debtor_id: str | None = None) -> ev.PaymentUnmatched:

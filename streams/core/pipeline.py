@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from streams.core import events as ev
 from streams.core import matching
-from streams.core.cascade import NOTHING_KNOWN, NUMBER, NUMBER_KEY
+from streams.core.cascade import NOTHING_KNOWN, NUMBER, NUMBER_KEY, with_target
 from streams.core.ledger import apply
 from streams.core.policy import Policy
 from streams.core.snapshot import snapshot
@@ -39,6 +39,8 @@ class Pipeline:
             if slot.waiting:  # otherwise the slot is as it was: a payment matched or refused changes none
                 self.slots[key] = slot
                 self.waiting.add(key)
+            if len(outputs) == 1 and type(outputs[0]) is ev.PaymentMatched:  # most payments: written out
+                return [outputs[0], *self._to_debtor(outputs[0].debtor_id, outputs[0])]
             return self._from_matcher(outputs)
         if kind is ev.PaymentAllocated:
             key = matching.matching_key(event)
@@ -75,25 +77,31 @@ class Pipeline:
         hops = None
         for output in outputs:
             kind = type(output)
-            if kind is ev.ReferenceIssued and output.kind == NUMBER:  # the most frequent hop, so written out
-                key = NUMBER_KEY + output.reference
-                self.slots[key] = self.slots.get(key, NOTHING_KNOWN).add(output.debtor_id, output.invoice_id)
-            elif kind is ev.ReferenceIssued or kind is ev.PayerLearned:
+            if kind is ev.ReferenceIssued:  # one per invoice, the most frequent hop: written out
+                number = output.reference if output.kind == NUMBER else output.number
+                if number:  # ``matching.index_keys``
+                    key = NUMBER_KEY + number
+                    self.slots[key] = with_target(self.slots.get(key, NOTHING_KNOWN), output.debtor_id,
+                                                  output.invoice_id)
+                if output.kind == NUMBER:
+                    continue
+                key = output.reference
+                slot, found = matching.on_reference(self.slots.get(key, matching.EMPTY), output)
+                self.slots[key] = slot
+                if found:
+                    if not slot.waiting:
+                        self.waiting.discard(key)
+                    hops = (hops or []) + self._from_matcher(found)
+            elif kind is ev.PayerLearned:
                 found = self._index(output)
                 if found:
                     hops = (hops or []) + self._from_matcher(found)
         return outputs + hops if hops else outputs
 
-    def _index(self, event: ev.ReferenceIssued | ev.PayerLearned) -> list:
+    def _index(self, event: ev.PayerLearned) -> list:
         key = matching.index_key(event)
-        if matching.is_index_key(key):
-            known, found = matching.on_index(self.slots.get(key, matching.NOTHING_KNOWN), event)
-            self.slots[key] = known
-            return found
-        slot, found = matching.on_reference(self.slots.get(key, matching.EMPTY), event)
-        self.slots[key] = slot
-        if not slot.waiting:
-            self.waiting.discard(key)
+        known, found = matching.on_index(self.slots.get(key, matching.NOTHING_KNOWN), event)
+        self.slots[key] = known
         return found
 
     def _from_matcher(self, outputs: list) -> list:

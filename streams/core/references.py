@@ -15,6 +15,9 @@ def normalise(reference: str) -> str:
     upper = reference.upper()
     if upper.isalnum():
         return upper  # already clean, as most are
+    stripped = upper.replace("-", "").replace(" ", "")
+    if stripped.isalnum():
+        return stripped  # the usual separators only: quicker than looking at every character
     return "".join(ch for ch in upper if ch.isalnum())
 
 

@@ -32,7 +32,6 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable, Iterable, Optional, Protocol
 
 import structlog
@@ -43,7 +42,7 @@ from schemas.codec import Codec
 from streams.kafka import metrics
 from streams.kafka.clients import produce
 from streams.kafka.faults import describe, retry_pause
-from streams.kafka.records import Unusable, dead_letter_for, decode_for, output_of
+from streams.kafka.records import Unusable, dead_letter_for, decode_for, outputs_of
 
 log = structlog.get_logger(__name__)
 
@@ -228,7 +227,7 @@ class ConsumerLoop:
         return incoming
 
     def _encode(self, events: Iterable[object]) -> list[tuple[str, Optional[bytes], bytes]]:
-        return [(output.topic, output.key, output.value) for output in map(partial(output_of, self.codec), events)]
+        return [(output.topic, output.key, output.value) for event in events for output in outputs_of(self.codec, event)]
 
     def _dead_letter(self, message: Message, error: BaseException, given_up: bool = False,
                      field: str = "processing") -> list[tuple[str, Optional[bytes], bytes]]:

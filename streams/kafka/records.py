@@ -40,11 +40,12 @@ def partition_of(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def output_of(codec: Codec, event: object) -> Output:
-    """An output event as the record to produce: its topic, its key, its encoded value."""
+def outputs_of(codec: Codec, event: object) -> list[Output]:
+    """An output event as the records to produce: its topic, its key (or keys,
+    ``topics.keys_of``), its value, encoded once."""
     topic = topics.output_topic(event).name
-    key = topics.key_of(event)
-    return Output(topic, key.encode() if key is not None else None, codec.encode(topic, event))
+    value = codec.encode(topic, event)
+    return [Output(topic, key.encode() if key is not None else None, value) for key in topics.keys_of(event)]
 
 
 class Unusable(ValueError):

@@ -31,7 +31,7 @@ from streams.kafka.records import (
     Unusable,
     dead_letter_output,
     decode_for,
-    output_of,
+    outputs_of,
     partition_of,
 )
 from streams.worker import metrics
@@ -55,7 +55,7 @@ class _Base:
         self.codec = codec
 
     def emit(self, result: BatchResult, event) -> None:
-        result.outputs.append(output_of(self.codec, event))
+        result.outputs.extend(outputs_of(self.codec, event))
         result.tally.add(metrics.OUTPUTS, type(event).__name__)
         if isinstance(event, ev.DunningActionDue):
             result.tally.add(metrics.ACTIONS, event.workflow, event.step_name, event.channel)
@@ -273,14 +273,16 @@ class MatchingProcessor(_Base):
                 step(matching.matching_key(event).encode(), matching.on_payment, event, record)
             elif kind is ev.PaymentAllocated:
                 step(matching.matching_key(event).encode(), matching.on_allocated, event, record)
+            elif kind is ev.ReferenceIssued:  # written under each of its keys: the record's says which
+                keys = matching.index_keys(event)
+                key = record.key.decode(errors="replace") if record.key else ""
+                if key not in keys:
+                    self.dead_letter(result, record, f"ReferenceIssued is keyed {key!r}, not by one of {keys}", "key")
+                    continue
+                step(record.key, lambda slot, issued: matching.on_issued(slot, issued, key), event, record)
             else:
                 key = matching.index_key(event)
-                if kind is ev.PaymentProbe:
-                    step(key.encode(), matching.on_probe, event, record)
-                elif matching.is_index_key(key):
-                    step(key.encode(), matching.on_index, event, record)
-                else:
-                    step(key.encode(), matching.on_reference, event, record)
+                step(key.encode(), matching.on_probe if kind is ev.PaymentProbe else matching.on_index, event, record)
         for key, (_, record) in result.states.items():
             slot = slots[key]
             result.states[key] = (None if matching.holds_nothing(slot) else encode_slot(slot), record)

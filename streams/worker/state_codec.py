@@ -135,7 +135,7 @@ def slot_has_waiting(data: bytes) -> bool:
 def decode_slot(data: bytes) -> Slot | Known:
     head = data[:1]
     if head == _KNOWN:
-        return Known(orjson.loads(data[1:]))
+        return tuple(orjson.loads(data[1:]))
     if not slot_has_waiting(data):
         return Slot(*data.decode().split(_SEPARATOR))
     fmt, entry, waiting = orjson.loads(data[1:] if head == _WAITING else data)
