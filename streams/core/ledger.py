@@ -271,7 +271,7 @@ def _payment(event: ev.PaymentMatched, state: DebtorState):
         )
     if state.credit_minor > MAX_BALANCE_MINOR:  # as for a credit note
         raise _past_balance_bound("unallocated credit", state.credit_minor)
-    return _learned(state, event) if event.payer_iban else []
+    return _learned(state, event)
 
 
 def _learned(state: DebtorState, event: ev.PaymentMatched) -> Outputs:

@@ -122,8 +122,7 @@ def on_payment(slot: Slot, payment: ev.PaymentReceived) -> tuple[Slot, list]:
     already is not taken twice."""
     reference = _reference(payment)
     usable = payment.amount_minor > 0 and payment.direction == "credit" and not payment.reversal
-    if slot.debtor_id is not None and not (usable and (payment.unstructured_remittance or payment.end_to_end_id)
-                                           and _contested(payment, slot.invoice_id)):
+    if slot.debtor_id is not None and not (usable and _contested(payment, slot.invoice_id)):
         return slot, [_decide(payment, reference, slot)]
     if not usable:
         return slot, [_decide(payment, reference, None)]
@@ -280,11 +279,8 @@ def _shape(token: str) -> str:
 
 def _valid_reference(payment) -> str | None:
     """The payment's reference, normalised, if its check digits validate."""
-    reference = payment.structured_reference
-    if not reference:
-        return None
-    reference = normalise(reference)
-    return reference if is_valid_normalised_reference(reference) else None
+    reference = _reference(payment)
+    return reference if reference and is_valid_normalised_reference(reference) else None
 
 
 def _unmatched(payment: ev.PaymentReceived, reason: str, debtor_id: str | None = None) -> ev.PaymentUnmatched:

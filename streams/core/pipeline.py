@@ -39,8 +39,6 @@ class Pipeline:
             if slot.waiting:  # otherwise the slot is as it was: a payment matched or refused changes none
                 self.slots[key] = slot
                 self.waiting.add(key)
-            if len(outputs) == 1 and type(outputs[0]) is ev.PaymentMatched:  # most payments: written out
-                return [outputs[0], *self._to_debtor(outputs[0].debtor_id, outputs[0])]
             return self._from_matcher(outputs)
         if kind is ev.PaymentAllocated:
             key = matching.matching_key(event)
@@ -79,7 +77,7 @@ class Pipeline:
             kind = type(output)
             if kind is ev.ReferenceIssued:  # one per invoice, the most frequent hop: written out
                 number = output.reference if output.kind == NUMBER else output.number
-                if number:  # ``matching.index_keys``
+                if number:  # its number's entry (``matching.index_keys``)
                     key = NUMBER_KEY + number
                     self.slots[key] = with_target(self.slots.get(key, NOTHING_KNOWN), output.debtor_id,
                                                   output.invoice_id)
