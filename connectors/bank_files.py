@@ -8,8 +8,8 @@ statement twice gives the same ids, which the platform applies once.
 
 - A credit is a payment in. A debit (a refund, a direct-debit return, a reversal of an
   earlier credit) is never dropped: it is published as a payment marked ``debit`` (and
-  ``reversal`` when the bank says so), which the matcher puts in the unmatched queue for a
-  person. Pending transactions are not payments yet: they are counted and left for the
+  ``reversal`` when the bank says so). The matcher puts a debit in the unmatched queue for a
+  person; a reversal of a credit goes to the debtor whose payment it takes back. Pending transactions are not payments yet: they are counted and left for the
   statement that books them.
 - A transaction that cannot be read is rejected with the element (camt: its path, PSD2:
   its place in the list) and the reason; all transactions of a broken batch entry are
@@ -203,7 +203,9 @@ def _camt_entry(entry: _Element, account: Optional[str], report_id: Optional[str
         amount = minor_units(amount_element.element.text or "", currency, amount_element.path)
         own = None if tx is None else tx.text("Refs/AcctSvcrRef")
         transaction_id = own or (entry_reference if len(details) == 1 else f"{entry_reference}/{index}")
-        counterparty = "Dbtr" if direction == "CRDT" else "Cdtr"
+        # The other party: the payer of a credit; of a reversal, that of the transaction it
+        # reverses (a credit taken back names its payer: the debtor's account, to find the payment by).
+        counterparty = "Dbtr" if (direction == "CRDT") != reversal else "Cdtr"
         node = tx or entry
         payments.append(ev.PaymentReceived(
             event_id=f"camt:{account or 'account'}:{transaction_id}",

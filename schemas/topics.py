@@ -56,7 +56,7 @@ ACTIONS = TopicSpec("dunning.actions", "debtor_id", (ev.DunningActionDue,))
 ALERTS = TopicSpec(
     "dunning.alerts",
     "debtor_id",
-    (ev.LimitWarning, ev.LimitBreached, ev.LimitCleared, ev.PromiseKept, ev.PromiseBroken),
+    (ev.LimitWarning, ev.LimitBreached, ev.LimitCleared, ev.PromiseKept, ev.PromiseBroken, ev.PaymentReversed),
 )
 UNMATCHED = TopicSpec("dunning.payments-unmatched", "transaction_id", (ev.PaymentUnmatched, ev.PaymentResolved))
 SNAPSHOTS = TopicSpec("dunning.snapshots", "debtor_id", (ev.DebtorSnapshot,), compacted=True)
@@ -86,6 +86,7 @@ OUTPUT_TOPIC = {
     ev.LimitCleared: ALERTS,
     ev.PromiseKept: ALERTS,
     ev.PromiseBroken: ALERTS,
+    ev.PaymentReversed: ALERTS,
     ev.PaymentUnmatched: UNMATCHED,
     ev.PaymentResolved: UNMATCHED,
     ev.DebtorSnapshot: SNAPSHOTS,

@@ -30,13 +30,17 @@ from datetime import date, timedelta
 from itertools import count
 from typing import Callable, Iterable, Optional
 
+from schwifty import IBAN
+
 from streams.core import events as ev
 from streams.core.dunning import action_id_for
 from streams.core.references import betalingskenmerk_for
 
 BASE = date(2025, 3, 3)  # day 0 of every scenario, a Monday
+SHARED_PAYER = "NL91ABNA0417164300"
 
-ALERT_TYPES = (ev.LimitWarning, ev.LimitBreached, ev.LimitCleared, ev.PromiseKept, ev.PromiseBroken)
+ALERT_TYPES = (ev.LimitWarning, ev.LimitBreached, ev.LimitCleared, ev.PromiseKept, ev.PromiseBroken,
+               ev.PaymentReversed)
 
 
 def day(n: int) -> date:
@@ -216,11 +220,24 @@ class Feed:
                                           amount_minor,
                                           currency=currency, payment_reference=reference))
 
-    def pay(self, reference: Optional[str], amount_minor: int, currency: str = "EUR") -> ev.PaymentReceived:
+    def pay(self, reference: Optional[str], amount_minor: int, currency: str = "EUR",
+            payer_iban: str = SHARED_PAYER) -> ev.PaymentReceived:
         transaction = self._id("tx")
         return self._add(ev.PaymentReceived(f"bank-{transaction}", transaction, self._on(), amount_minor,
-                                            currency=currency, payer_iban="NL91ABNA0417164300",
+                                            currency=currency, payer_iban=payer_iban,
                                             structured_reference=reference))
+
+    def payer(self) -> str:
+        """An account only this scenario pays from: the pipeline learns accounts across scenarios
+        (``SHARED_PAYER`` is known for every debtor paid from it, and so points to none)."""
+        return str(IBAN.generate("NL", bank_code="RABO", account_code=f"{self.number:010d}"))
+
+    def take_back(self, reference: Optional[str], amount_minor: int, payer_iban: str) -> ev.PaymentReceived:
+        """The bank reverses an earlier credit (camt RvslInd): a debit naming the payer."""
+        transaction = self._id("tx")
+        return self._add(ev.PaymentReceived(f"bank-{transaction}", transaction, self._on(), amount_minor,
+                                            payer_iban=payer_iban, structured_reference=reference,
+                                            direction="debit", reversal=True))
 
     def credit_note(self, debtor_id: str, invoice_id: str, amount_minor: int) -> ev.CreditNoteIssued:
         return self._add(ev.CreditNoteIssued(self._id("cn"), debtor_id, self._id("CN"), invoice_id, self._on(),
@@ -386,6 +403,44 @@ def partial_payment_leaves_the_rest_dunned() -> Scenario:
         assert (out.refused, out.unmatched, out.alerts["PART-1"]) == (set(), {}, [])
 
     return f.scenario("partial payment leaves the rest dunned", expect)
+
+
+def reversal_reopens_what_its_payment_paid() -> Scenario:
+    f = Feed("rev", 14)
+    f.register("REV-1")
+    f.until(0)
+    f.invoice("REV-1", "INV-1", due=day(14), amount_minor=10_000, reference=f.ref(1))
+    f.until(12)
+    payer = f.payer()
+    paid = f.pay(f.ref(1), 10_000, payer_iban=payer)  # paid before its due date
+    f.until(20)
+    back = f.take_back(f.ref(1), 10_000, payer)  # the payer's bank recalls it
+    stray = f.take_back(f.ref(2), 3_000, payer)  # takes back nothing this debtor was paid
+    f.until(30)
+
+    def expect(out: Outcome) -> None:
+        # Paid: no first reminder on day 15. Taken back: open again at the next tick, when the
+        # step it missed goes out once; the next keeps its place in the ladder.
+        assert out.dunned("REV-1") == {day(11): [("pre-due", 10_000)], day(21): [("first reminder", 10_000)],
+                                       day(28): [("second reminder", 10_000)]}
+        assert out.matched[paid.transaction_id].invoice_id == "INV-1"
+        (reversed_,) = out.alerts["REV-1"]
+        assert isinstance(reversed_, ev.PaymentReversed)
+        assert (reversed_.transaction_id, reversed_.reversed_transaction_id, reversed_.amount_minor,
+                reversed_.invoice_ids, reversed_.booking_date) == (
+            back.transaction_id, paid.transaction_id, 10_000, ("INV-1",), day(20))
+        assert list(out.unmatched) == [stray.transaction_id]
+        queued = out.unmatched[stray.transaction_id]
+        # The payer's account leads to the debtor, who was paid nothing of that amount.
+        assert (queued.direction, queued.reversal, queued.debtor_id) == ("debit", True, "REV-1")
+        assert queued.reason.startswith("the bank takes back an earlier credit with this one; no payment of 30.00 EUR")
+        snap = out.snapshot("REV-1")
+        assert (snap.balance_minor, snap.overdue_minor, snap.credit_minor) == (10_000, 10_000, 0)
+        assert [(i.invoice_id, i.paid_minor, i.open_minor, i.dunning_step) for i in snap.items] == [
+            ("INV-1", 0, 10_000, 3)]
+        assert out.refused == set()
+
+    return f.scenario("a reversal reopens what its payment paid", expect)
 
 
 # --------------------------------------------------------------------------- 3. disputes
@@ -645,6 +700,7 @@ SCENARIOS: tuple[Scenario, ...] = tuple(build() for build in (
     payment_by_reference_stops_the_next_step,
     payment_before_its_invoice_waits_for_it,
     partial_payment_leaves_the_rest_dunned,
+    reversal_reopens_what_its_payment_paid,
     dispute_pauses_only_the_disputed_invoice_and_resolving_resumes,
     promise_kept,
     promise_broken,

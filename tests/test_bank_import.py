@@ -79,7 +79,9 @@ def test_an_imported_statement_pays_the_invoice_and_no_reminder_follows(tmp_path
             assert unmatched["2025041500008/1"].startswith("no invoice carries reference RF18539007547034 (yet)")
             assert unmatched["2025041500008/2"].startswith("no structured reference, no known invoice number")
             assert unmatched["2025041500009"].startswith("a debit (money out")
-            assert unmatched["2025041500010"].startswith("the bank reverses an earlier credit")
+            # The reversal reaches a debtor (by its reference or account) that was paid nothing of 80.00 EUR.
+            assert unmatched["2025041500010"].startswith("the bank takes back an earlier credit with this one; "
+                                                         "no payment of 80.00 EUR")
             (matched,) = {m.event_id: m for m in watcher.events("PaymentMatched")}.values()
             assert (matched.invoice_id, matched.amount_minor) == ("F2025-0117", 139_150)
 

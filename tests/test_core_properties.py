@@ -102,6 +102,18 @@ class HistoryBuilder:
             ev.PaymentReceived(f"bank-{transaction}", transaction, self.current, amount, structured_reference=reference)
         )
 
+    def take_back(self) -> None:
+        """The bank reverses one of the payments so far (or one it never made: nothing fits)."""
+        paid = [e for e in self.events if isinstance(e, ev.PaymentReceived)]
+        if not paid:
+            return
+        payment = self.draw(st.sampled_from(paid))
+        transaction = self.next_id("TX")
+        amount = payment.amount_minor if self.draw(st.integers(0, 4)) else payment.amount_minor + 1
+        self.events.append(ev.PaymentReceived(f"bank-{transaction}", transaction, self.current, amount,
+                                              structured_reference=payment.structured_reference,
+                                              direction="debit", reversal=True))
+
     def credit_note(self) -> None:
         if not self.invoices:
             return
@@ -178,6 +190,7 @@ COMMANDS = ("invoice",) * 4 + ("pay",) * 3 + ("tick",) * 6 + ("dispute", "resolv
     "credit_note",
     "promise",
     "limit",
+    "take_back",
 )
 
 
@@ -280,6 +293,8 @@ def test_every_euro_received_is_on_an_invoice_or_credit_on_account(events):
         received[money.debtor_id] += money.amount_minor
     for money in {e.event_id: e for e in events if isinstance(e, ev.CreditNoteIssued)}.values():
         received[money.debtor_id] += money.amount_minor
+    for money in {o.event_id: o for emitted in outputs for o in emitted if isinstance(o, ev.PaymentReversed)}.values():
+        received[money.debtor_id] -= money.amount_minor
     for debtor_id, state in pipeline.debtors.items():
         booked = sum(i.paid_minor + i.credited_minor for i in state.items.values()) + state.credit_minor
         assert booked == received[debtor_id], debtor_id

@@ -116,7 +116,7 @@ def probe_for(payment: ev.PaymentReceived, referenced: ev.MatchCandidate | None 
         f"probe:{payment.event_id}", payment.transaction_id, payment.booking_date, payment.amount_minor,
         payment.currency, payment.payer_iban, payment.payer_name, payment.structured_reference,
         payment.unstructured_remittance, payment.end_to_end_id, payment.account_iban, payment.event_id,
-        tuple(route), (referenced,) if referenced else (), None, reported)
+        tuple(route), (referenced,) if referenced else (), None, reported, payment.reversal)
     if route:
         return probe
     if referenced:
@@ -277,15 +277,13 @@ def combinations_summing(items: Sequence[Item], target: int, most: int = SUBSET_
     return found
 
 
-def payment_of(probe: ev.PaymentProbe) -> ev.PaymentReceived:
-    return ev.PaymentReceived(probe.payment_event_id, probe.transaction_id, probe.booking_date, probe.amount_minor,
-                              probe.currency, probe.payer_iban, probe.payer_name, probe.structured_reference,
-                              probe.unstructured_remittance, probe.end_to_end_id, probe.account_iban)
-
-
 def unmatched(payment, payment_event_id: str, reason: str, debtor_id: str | None = None,
               candidates: tuple[ev.MatchCandidate, ...] = ()) -> ev.PaymentUnmatched:
     """``payment`` (a PaymentReceived or a PaymentProbe) for the unmatched queue, with why."""
+    reversal = payment.reversal
+    direction = getattr(payment, "direction", "debit" if reversal else "credit")  # a probe: money in, or taken back
+    if reversal and direction == "debit":
+        reason = f"the bank takes back an earlier credit with this one; {reason}: undo it by hand"
     return ev.PaymentUnmatched(
         event_id=f"unmatched:{payment_event_id}",
         transaction_id=payment.transaction_id,
@@ -300,8 +298,8 @@ def unmatched(payment, payment_event_id: str, reason: str, debtor_id: str | None
         end_to_end_id=payment.end_to_end_id,
         debtor_id=debtor_id,
         candidates=candidates,
-        direction=getattr(payment, "direction", "credit"),  # a probe is always money in
-        reversal=getattr(payment, "reversal", False),
+        direction=direction,
+        reversal=reversal,
     )
 
 
@@ -331,5 +329,7 @@ def _why_no_reference(payment) -> str:
     if not reference:
         return "no structured reference"
     if is_valid_normalised_reference(reference):
+        if payment.reversal:  # not contested: it goes to the cascade whatever its reference
+            return f"no invoice carries reference {reference}"
         return f"structured reference {reference} names another invoice than the text"
     return f"structured reference {reference} fails its check digits"

@@ -239,6 +239,7 @@ class PaymentProbe:
     hits: tuple[MatchCandidate, ...] = ()
     debtor_id: Optional[str] = None
     reported: bool = False  # in the unmatched queue already: a match takes it out (PaymentResolved)
+    reversal: bool = False  # the bank takes back an earlier credit: the debtor undoes that payment
 
 
 @event
@@ -341,6 +342,23 @@ class PromiseKept(_PromiseOutcome):
 @event
 class PromiseBroken(_PromiseOutcome):
     """The promised date passed without full payment; dunning resumes."""
+
+
+@event
+class PaymentReversed:
+    """The bank took back a payment the debtor had been credited with (camt RvslInd, a
+    returned transfer): what it paid is open again and the workflow takes it up."""
+
+    event_id: str
+    debtor_id: str
+    transaction_id: str  # of the reversal
+    reversed_transaction_id: str  # of the payment it takes back
+    booking_date: date
+    amount_minor: int
+    currency: str
+    invoice_ids: tuple[str, ...] = ()  # the invoices open again, in the order they were paid
+    credit_minor: int = 0  # of the amount, what came back off credit on account
+    reason: Optional[str] = None  # why this payment: what the reversal and it share
 
 
 @event
@@ -495,6 +513,7 @@ OutputEvent = Union[
     LimitCleared,
     PromiseKept,
     PromiseBroken,
+    PaymentReversed,
     PaymentUnmatched,
     PaymentResolved,
     DebtorSnapshot,
@@ -527,6 +546,7 @@ ALL_TYPES = INPUT_TYPES + (
     LimitCleared,
     PromiseKept,
     PromiseBroken,
+    PaymentReversed,
     PaymentUnmatched,
     PaymentResolved,
     DebtorSnapshot,

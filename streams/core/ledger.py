@@ -29,7 +29,8 @@ from streams.core.dunning import due_actions, next_move
 from streams.core.limits import update_limit_state
 from streams.core.policy import Policy
 from streams.core.references import normalise
-from streams.core.state import Debtor, DebtorState, Dispute, Item, Promise
+from streams.core.reversals import reversed_payment
+from streams.core.state import Booked, Debtor, DebtorState, Dispute, Item, Promise, booked_record
 
 # How long settled invoices, settled promises and the ids of applied payments are
 # kept: long enough to recognise any redelivery, short enough to bound state.
@@ -42,6 +43,7 @@ MAX_CATCH_UP_DAYS = 366
 # at this bound the state takes 1.2 MB compressed, the snapshot 3.7 MB).
 MAX_ITEMS = 100_000
 PAYER_IBANS_KEPT = 5  # accounts a debtor remembers having learned (it says each once)
+MAX_PAYMENTS_KEPT = 1_000  # booked payments a reversal can take back (within RETENTION), the most recent
 
 Outputs = list
 # What an event may have made due, for ``evaluate``. Payments, credit notes, new disputes,
@@ -91,12 +93,12 @@ def start_day(state: DebtorState, today: date, policy: Policy) -> tuple[DebtorSt
     draft = state.copy()
     outputs: Outputs = []
     if state.pending:
-        _decide_pending(draft, outputs)
+        reopened = _decide_pending(draft, outputs)
         if repeated:
-            evaluate(draft, policy, outputs, ALL_ITEMS if _settle_promises(draft, outputs) else NOTHING)
+            evaluate(draft, policy, outputs, ALL_ITEMS if _settle_promises(draft, outputs) or reopened else NOTHING)
             return draft, outputs
-        if _settle_promises(draft, outputs):
-            draft.steps_quiet_until = None  # what a kept promise held back may be due today
+        if _settle_promises(draft, outputs) or reopened:
+            draft.steps_quiet_until = None  # what a kept promise held back, or a reversal reopened, may be due today
     if state.today is not None:
         missed = (today - state.today).days - 1
         for _ in range(min(missed, MAX_CATCH_UP_DAYS)):
@@ -257,18 +259,24 @@ def _payment(event: ev.PaymentMatched, state: DebtorState):
                 left -= absorbed
                 booked[invoice_id] = absorbed
     _remember(state, event.event_id, event.booking_date)
-    if left:
-        state.credit_minor += _book_paid(state, left, booked)
+    credit = _book_paid(state, left, booked) if left else 0
+    state.credit_minor += credit
+    promised: list = []  # what counted towards which promise
     if state.promises:
         # A payment that names an invoice a promise covers counts whole towards it; otherwise what
         # allocation put on the invoices it covers counts.
-        state.promises = tuple(
-            p if p.status != "running" else
-            replace(p, paid_minor=p.paid_minor + event.amount_minor) if any(p.covers(i) for i in named) else
-            replace(p, paid_minor=p.paid_minor + toward) if (toward := sum(
-                portion for i, portion in booked.items() if p.covers(i))) else p
-            for p in state.promises
-        )
+        promises = []
+        for p in state.promises:
+            toward = event.amount_minor if any(p.covers(i) for i in named) else sum(
+                portion for i, portion in booked.items() if p.covers(i))
+            if toward:
+                p = replace(p, paid_minor=p.paid_minor + toward)
+                promised.append((p.promise_id, toward))
+            promises.append(p)
+        state.promises = tuple(promises)
+    state.payments = (*state.payments[1 - MAX_PAYMENTS_KEPT:], booked_record(
+        event.event_id, event.transaction_id, event.booking_date, event.amount_minor, event.payer_iban, booked,
+        credit, promised))
     if state.credit_minor > MAX_BALANCE_MINOR:  # as for a credit note
         raise _past_balance_bound("unallocated credit", state.credit_minor)
     return _learned(state, event)
@@ -294,32 +302,103 @@ def _probe(event: ev.PaymentProbe, state: DebtorState):
     return []
 
 
-def _decide_pending(state: DebtorState, outputs: Outputs) -> None:
+def _decide_pending(state: DebtorState, outputs: Outputs) -> bool:
     """Each payment the cascade handed over, decided and booked, in a fixed order (a match of
-    one that was in the unmatched queue already takes it out: ``PaymentResolved``). One that
-    cannot be booked (it would take the credit past its bound) goes to the queue with the
-    reason; the others are booked."""
-    for probe in sorted(state.pending, key=lambda p: (p.booking_date, p.transaction_id, p.event_id)):
-        decision = cascade.decide(state, probe)
-        if type(decision) is ev.PaymentMatched:
-            trial = state.copy()
-            try:
-                learned = _payment(decision, trial) or []
-            except ev.InvalidEvent as exc:
-                outputs.append(cascade.unmatched(probe, probe.payment_event_id, f"cannot be booked: {exc}",
-                                                 state.debtor_id))
+    one that was in the unmatched queue already takes it out: ``PaymentResolved``), then
+    each reversal, which takes back the payment it names (``_reverse``). One that cannot be
+    booked (it would take the credit past its bound) or undone goes to the queue with the
+    reason; the others are booked. True if a reversal opened an invoice again."""
+    reopened = False
+    for probe in sorted(state.pending, key=lambda p: (p.reversal, p.booking_date, p.transaction_id, p.event_id)):
+        if probe.reversal:
+            found = reversed_payment(state, probe)
+            if type(found) is ev.PaymentUnmatched:
+                outputs.append(found)
                 continue
-            for name in DebtorState.__slots__:
-                setattr(state, name, getattr(trial, name))
-            outputs.append(decision)
-            if probe.reported:
-                outputs.append(ev.PaymentResolved(f"resolved:{probe.payment_event_id}", probe.transaction_id,
-                                                  "matched", state.debtor_id, decision.invoice_id))
-            outputs += learned
+            payment, why = found
+            done = _tried(state, lambda trial: _reverse(trial, payment, probe, why))
         else:
-            outputs.append(decision)
+            decision = cascade.decide(state, probe)
+            if type(decision) is ev.PaymentUnmatched:
+                outputs.append(decision)
+                continue
+            done = _tried(state, lambda trial: [decision, *(_payment(decision, trial) or [])])
+        if isinstance(done, ev.InvalidEvent):
+            what = "cannot be undone" if probe.reversal else "cannot be booked"
+            outputs.append(cascade.unmatched(probe, probe.payment_event_id, f"{what}: {done}", state.debtor_id))
+            continue
+        outputs += done
+        if probe.reversal:
+            reopened = reopened or bool(done[0].invoice_ids)
+        elif probe.reported:
+            outputs.append(ev.PaymentResolved(f"resolved:{probe.payment_event_id}", probe.transaction_id,
+                                              "matched", state.debtor_id, done[0].invoice_id))
     state.pending = ()
     state.version += 1
+    return reopened
+
+
+def _unpaid(promise: Promise, amount_minor: int) -> Promise:
+    paid = max(0, promise.paid_minor - amount_minor)
+    kept_still = promise.status != "kept" or paid >= promise.amount_minor
+    return replace(promise, paid_minor=paid, status=promise.status if kept_still else "running")
+
+
+def _tried(state: DebtorState, change) -> Outputs | ev.InvalidEvent:
+    """``change(copy)`` on a copy of ``state``, taken over when it succeeds: its outputs; or
+    the ``InvalidEvent`` it raised, and ``state`` as it was."""
+    trial = state.copy()
+    try:
+        outputs = change(trial)
+    except ev.InvalidEvent as exc:
+        return exc
+    for name in DebtorState.__slots__:
+        setattr(state, name, getattr(trial, name))
+    return outputs
+
+
+def _reverse(state: DebtorState, payment: Booked, reversal: ev.PaymentProbe, why: str) -> Outputs:
+    """``payment`` taken back: each invoice it paid is open again by what it took, its credit on
+    account is gone (credit that later invoices used up: they are open again, the newest
+    first, as the next invoice is the one that takes credit), and what it counted towards a
+    promise no longer counts (a promise it kept runs again, and breaks if its date is past).
+    Credit the debtor holds from other money then pays what is open, as always."""
+    left = payment.amount_minor
+    reopened: list[str] = []
+
+    def take_back(item: Item, most: int) -> None:
+        nonlocal left
+        back = min(most, item.paid_minor, left)
+        if back:
+            state.replace_item(item, item.with_booked(item.paid_minor - back, item.credited_minor))
+            left -= back
+            if item.invoice_id not in reopened:
+                reopened.append(item.invoice_id)
+
+    for invoice_id, portion in payment.portions:
+        item = state.items.get(invoice_id)
+        if item is not None:
+            take_back(item, portion)
+    credit = min(left, payment.credit_minor, state.credit_minor)
+    state.credit_minor -= credit
+    left -= credit
+    for item in reversed(list(state.items.values())) if left else ():
+        take_back(item, left)
+    if left:
+        raise ev.InvalidEvent(f"{left:,} of its {payment.amount_minor:,} paid invoices this debtor no longer holds "
+                              "(settled and pruned)", "amount_minor")
+    if state.credit_minor:  # credit from other money pays what is open again (BW 6:43), as it pays a new invoice
+        state.credit_minor = _book_paid(state, state.credit_minor)
+    if payment.promised:
+        toward = dict(payment.promised)
+        state.promises = tuple(
+            _unpaid(p, toward[p.promise_id]) if p.promise_id in toward else p for p in state.promises)
+    state.payments = tuple(b for b in state.payments if b[0] != payment.event_id)  # by its event id
+    # event_id, debtor_id, transaction_id, reversed_transaction_id, booking_date, amount_minor, currency,
+    # invoice_ids, credit_minor, reason
+    return [ev.PaymentReversed(f"reversed:{reversal.payment_event_id}", state.debtor_id, reversal.transaction_id,
+                               payment.transaction_id, reversal.booking_date, payment.amount_minor, reversal.currency,
+                               tuple(reopened), credit, why)]
 
 
 def _book_paid(state: DebtorState, amount_minor: int, booked: dict[str, int] | None = None) -> int:
@@ -490,7 +569,9 @@ def _prune(state: DebtorState, today: date, first_day: bool) -> None:
     if first_day:  # what was applied before any business date counts from the first one
         seen = state.seen = {seen_id: max(on, today) for seen_id, on in seen.items()}
     if seen and min(seen.values()) < horizon:
-        state.seen = {seen_id: on for seen_id, on in seen.items() if on >= horizon}
+        state.seen = seen = {seen_id: on for seen_id, on in seen.items() if on >= horizon}
+        if state.payments:  # a payment is kept as long as its id is
+            state.payments = tuple(b for b in state.payments if b[0] in seen)  # by its event id
     # A settled invoice stays until its due date is past the horizon, so that a
     # redelivered InvoiceIssued is still recognised as a duplicate. Items are in due
     # order: only if the first is past the horizon can any go.

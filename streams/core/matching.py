@@ -15,7 +15,8 @@ no invoice carries yet waits in its slot and is matched the moment the reference
 issued, however late: the order in which the bank feed and the ledger are read does not
 change the outcome. A payment still waiting when the next day starts is reported
 unmatched once (a person sees it in the queue), keeps waiting, and leaves the queue
-(``PaymentResolved``) when it is matched after all.
+(``PaymentResolved``) when it is matched after all. A reversal of a credit waits for the
+tick like a payment for the cascade, and goes to its debtor to take that payment back.
 """
 
 from __future__ import annotations
@@ -121,14 +122,27 @@ def on_payment(slot: Slot, payment: ev.PaymentReceived) -> tuple[Slot, list]:
     waiting, for its reference or for the cascade at the next tick. A payment that waits
     already is not taken twice."""
     reference = _reference(payment)
+    if takes_back(payment):  # to its debtor at the tick, once the day's payments are booked
+        return _parked(slot, payment, contested=slot.debtor_id is not None)
     usable = payment.amount_minor > 0 and payment.direction == "credit" and not payment.reversal
     if slot.debtor_id is not None and not (usable and _contested(payment, slot.invoice_id)):
         return slot, [_decide(payment, reference, slot)]
     if not usable:
         return slot, [_decide(payment, reference, None)]
+    return _parked(slot, payment, contested=slot.debtor_id is not None)
+
+
+def takes_back(payment: ev.PaymentReceived) -> bool:
+    """A reversal of an earlier credit: the bank takes back a payment a debtor was credited
+    with (``streams.core.reversals``)."""
+    return payment.reversal and payment.direction == "debit" and payment.amount_minor > 0
+
+
+def _parked(slot: Slot, payment: ev.PaymentReceived, contested: bool) -> tuple[Slot, list]:
+    """``payment`` waiting in ``slot`` (``contested``: the slot's invoice goes along to the
+    cascade as a hit); one that waits already is not taken twice."""
     if any(w.payment.event_id == payment.event_id for w in slot.waiting):
         return slot, []
-    contested = slot.debtor_id is not None
     return slot._replace(waiting=(*slot.waiting, Waiting(payment, False, contested))), []
 
 
@@ -140,7 +154,7 @@ def on_reference(slot: Slot, event: ev.ReferenceIssued) -> tuple[Slot, list]:
     outputs: list = []
     contested = []
     for waiting in slot.waiting:
-        if waiting.contested or _contested(waiting.payment, event.invoice_id):
+        if waiting.contested or takes_back(waiting.payment) or _contested(waiting.payment, event.invoice_id):
             contested.append(Waiting(waiting.payment, waiting.reported, True))  # for the cascade, at the tick
             continue
         outcome = _decide(waiting.payment, _reference(waiting.payment), issued)
@@ -162,7 +176,7 @@ def on_day(slot: Slot) -> tuple[Slot, list]:
         if w.contested:  # the invoice the reference names goes along, to be weighed with the text's
             outputs.append(cascade.probe_for(w.payment, ev.MatchCandidate(slot.debtor_id, slot.invoice_id,
                                                                           cascade.REFERENCE), w.reported))
-        elif _valid_reference(w.payment) is None:
+        elif takes_back(w.payment) or _valid_reference(w.payment) is None:
             outputs.append(cascade.probe_for(w.payment))
         elif w.reported:
             kept.append(w)
@@ -228,9 +242,8 @@ def match_payment(index: Mapping[str, ReferenceEntry | Slot], payment: ev.Paymen
 def _decide(payment: ev.PaymentReceived, reference: str,
             entry: ReferenceEntry | Slot | None) -> ev.PaymentMatched | ev.PaymentUnmatched:
     """Matched to ``entry`` (the invoice ``reference`` points to, if any), or why not."""
-    if payment.reversal:
-        return _unmatched(payment, f"the bank reverses an earlier {'debit' if payment.direction == 'credit' else 'credit'} "
-                                   "with this one: undo that booking by hand")
+    if payment.reversal:  # of a debit: money out, which no debtor was credited with
+        return _unmatched(payment, "the bank reverses an earlier debit with this one: not a payment from a debtor")
     if payment.direction == "debit":
         return _unmatched(payment, "a debit (money out: a refund or a returned direct debit), not a payment from a debtor")
     if payment.amount_minor <= 0:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import chain
 from typing import NamedTuple, Optional
 
 LIMIT_NONE, LIMIT_OK, LIMIT_WARNING, LIMIT_BREACHED = "none", "ok", "warning", "breached"
@@ -45,8 +46,9 @@ class Debtor:
 
 
 class Item(NamedTuple):
-    """An invoice and everything booked against it. A tuple of plain values, so that the
-    garbage collector stops looking at it once it has seen it: a worker holds millions."""
+    """An invoice and everything booked against it: a tuple of plain values, small and cheap
+    to copy, as a worker holds millions. (The garbage collector keeps looking at instances of
+    a tuple subclass, unlike plain tuples: ``dunning.runtime`` collects seldom for that.)"""
 
     invoice_id: str
     event_id: str  # of the InvoiceIssued, to tell a duplicate from a conflicting re-use
@@ -71,6 +73,45 @@ class Item(NamedTuple):
     def at_step(self, dunning_step: int, last_step_date: Optional[date]) -> Item:
         return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
                     self.paid_minor, self.credited_minor, self.payment_reference, dunning_step, last_step_date)
+
+
+class Booked(NamedTuple):
+    """A payment the debtor was credited with, kept for a while (``ledger.RETENTION``) so
+    that a reversal by the bank can take exactly it back: where its money went, the
+    portions by invoice in the order they were booked, the rest to credit on account, and
+    what counted towards which promise. The state keeps each as one flat tuple of plain
+    values (``booked_record``; ``of`` reads one back): the garbage collector stops looking at such
+    a tuple once it has seen it, never at an instance of a tuple subclass, and every tuple
+    a payment leaves behind is work for it until then."""
+
+    event_id: str  # of the PaymentMatched
+    transaction_id: str
+    booking_date: date
+    amount_minor: int
+    payer_iban: Optional[str]
+    portions: tuple  # (invoice_id, amount_minor), ...
+    credit_minor: int  # the rest, to credit on account
+    promised: tuple = ()  # (promise_id, amount_minor), ...
+
+    @classmethod
+    def of(cls, record: tuple) -> Booked:
+        """The payment a ``booked_record`` holds."""
+        event_id, transaction_id, booking_date, amount_minor, payer_iban, credit_minor, promised, *portions = record
+        return cls(event_id, transaction_id, booking_date, amount_minor, payer_iban, _pairs(portions), credit_minor,
+                   _pairs(promised))
+
+
+def booked_record(event_id: str, transaction_id: str, booking_date: date, amount_minor: int,
+                  payer_iban: Optional[str], portions: dict[str, int], credit_minor: int,
+                  promised: list[tuple[str, int]]) -> tuple:
+    """A booked payment as the state keeps it: event_id, transaction_id, booking_date,
+    amount_minor, payer_iban, credit_minor, the promised pairs flat, then the portions flat."""
+    return (event_id, transaction_id, booking_date, amount_minor, payer_iban, credit_minor,
+            tuple(chain.from_iterable(promised)) if promised else (), *chain.from_iterable(portions.items()))
+
+
+def _pairs(flat) -> tuple:
+    return tuple(zip(flat[::2], flat[1::2]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +165,7 @@ class DebtorState:
     # Payments the matching cascade handed to this debtor, decided at the next day tick.
     pending: tuple = ()  # of events.PaymentProbe
     payer_ibans: tuple[str, ...] = ()  # accounts learned from its confirmed matches, the most recent last
+    payments: tuple[tuple, ...] = ()  # booked_records within RETENTION, the oldest first
     # (workflow, date ordinal): before that date no step of that workflow can move, so a
     # day tick need not look at the items. A hint, not part of the state: not stored,
     # not compared; None means look.
@@ -134,7 +176,7 @@ class DebtorState:
         return DebtorState(self.debtor_id, self.debtor, self.items, self.disputes, self.promises,
                            self.credit_minor, self.credit_limit_minor, self.limit_source, self.limit_state,
                            self.today, self.version, self.seen, self.open_minor, self.pending, self.payer_ibans,
-                           self.steps_quiet_until)
+                           self.payments, self.steps_quiet_until)
 
     # ---- changing a copy
 

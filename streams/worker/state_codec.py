@@ -70,6 +70,7 @@ def _encode(state: DebtorState) -> bytes:
             [[event_id, _ord(on)] for event_id, on in state.seen.items()],
             [event_to_json(probe) for probe in state.pending],
             list(state.payer_ibans),
+            [[*record[:2], _ord(record[2]), *record[3:]] for record in state.payments],  # state.booked_record
         ]
     )
 
@@ -79,7 +80,9 @@ def decode_state(data: bytes) -> DebtorState:
         data = zlib.decompress(data[1:])
     fields = orjson.loads(data)
     (fmt, debtor_id, d, items, disputes, promises, credit, limit, source, limit_state, today, version, seen) = fields[:13]
-    pending, payer_ibans = fields[13:] or ((), ())  # a state written before the matching cascade has neither
+    # A state written before the matching cascade has neither pending payments nor payers; one
+    # written before reversals no booked payments.
+    pending, payer_ibans, payments = (*fields[13:], (), (), ())[:3]
     if fmt != FORMAT:
         raise ValueError(f"state format {fmt} is not supported (expected {FORMAT})")
     state = DebtorState(
@@ -96,6 +99,7 @@ def decode_state(data: bytes) -> DebtorState:
         seen={event_id: _day(on) for event_id, on in seen},
         pending=tuple(event_from_json(probe) for probe in pending),
         payer_ibans=tuple(payer_ibans),
+        payments=tuple((*r[:2], _day(r[2]), *r[3:6], tuple(r[6]), *r[7:]) for r in payments),
     )
     state.keep_items(
         {i[0]: Item(i[0], i[1], _day(i[2]), _day(i[3]), i[4], i[5], i[6], i[7], i[8], _opt_day(i[9])) for i in items}
