@@ -21,7 +21,7 @@ Requests that may pass when asked again (429, 500, 502, 503, 504, no connection,
 are asked again after an exponential backoff with jitter (0.5 s doubling, at most 30 s per
 wait, ``Retry-After`` honoured), within ``retry_seconds`` in all; any other 4xx (401: the
 consent expired or the token is wrong) ends the poll at once with the status and the bank's
-``tppMessages``. No retry library is installed here and this is one loop, so it is written out.
+``tppMessages``. The asking again is tenacity's (``Psd2Client.get``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import os
 import random
 import tempfile
 import threading
-import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -45,6 +44,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import httpx
 import structlog
+import tenacity
 
 from connectors.bank_files import BankFileError, read_statement
 from connectors.publisher import Publisher, records_of
@@ -70,6 +70,14 @@ class Psd2Error(Exception):
 
 class Stopped(Exception):
     """The poll was asked to stop (Ctrl-C, SIGTERM) while it waited to ask again."""
+
+
+class _Transient(Exception):
+    """A request that may pass when asked again: what went wrong, and the wait the bank asked for."""
+
+    def __init__(self, problem: str, asked_wait: float | None):
+        super().__init__(problem)
+        self.problem, self.asked_wait = problem, asked_wait
 
 
 @dataclass(frozen=True)
@@ -127,38 +135,48 @@ class Psd2Client:
 
     def get(self, url: str) -> tuple[dict, bytes]:
         """The page's JSON object and its bytes; ``Psd2Error`` once it cannot be had."""
-        deadline = time.monotonic() + self.backoff.budget
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self._http.get(url, headers={
-                    "Accept": "application/json",
-                    "Consent-ID": self.account.consent_id,
-                    "Authorization": f"Bearer {self.account.token}",
-                    "X-Request-ID": str(uuid.uuid4()),
-                })
-            except httpx.TransportError as exc:  # refused, reset, timed out, not HTTP
-                problem, asked_wait = f"no answer from {urlsplit(url).netloc} ({type(exc).__name__})", None
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    return _page(response), response.content
-                problem = f"the bank answered {_status(status)}{_tpp_messages(response)}"
-                if status not in RETRIED:
-                    hint = ("; renew the consent (PSD2_CONSENT_ID) or the token (PSD2_TOKEN)"
-                            if status in (401, 403) else "")
-                    raise Psd2Error((problem.rstrip('.') if hint else problem) + hint, refused=400 <= status < 500, status=status)
-                asked_wait = _retry_after(response.headers.get("Retry-After"))
-            wait = asked_wait if asked_wait is not None else self.backoff.delay(attempt)
-            left = deadline - time.monotonic()
-            if wait > left:
-                raise Psd2Error(f"{problem}; gave up after {attempt} attempts in {self.backoff.budget:g} s "
-                                "(PSD2_RETRY_SECONDS)")
-            log.warning("psd2 request failed, asking again", problem=problem, attempt=attempt,
-                        wait_seconds=round(wait, 2))
-            if self.stop.wait(wait):
-                raise Stopped()
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Transient),
+            wait=self._wait,
+            stop=tenacity.stop_before_delay(self.backoff.budget),  # no wait that would pass the budget
+            sleep=self._sleep,
+            before_sleep=lambda state: log.warning(
+                "psd2 request failed, asking again", problem=state.outcome.exception().problem,
+                attempt=state.attempt_number, wait_seconds=round(state.upcoming_sleep, 2)),
+            retry_error_callback=self._gave_up,
+        )
+        return retrying(self._get_once, url)
+
+    def _get_once(self, url: str) -> tuple[dict, bytes]:
+        try:
+            response = self._http.get(url, headers={
+                "Accept": "application/json",
+                "Consent-ID": self.account.consent_id,
+                "Authorization": f"Bearer {self.account.token}",
+                "X-Request-ID": str(uuid.uuid4()),
+            })
+        except httpx.TransportError as exc:  # refused, reset, timed out, not HTTP
+            raise _Transient(f"no answer from {urlsplit(url).netloc} ({type(exc).__name__})", None) from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return _page(response), response.content
+        problem = f"the bank answered {_status(status)}{_tpp_messages(response)}"
+        if status in RETRIED:
+            raise _Transient(problem, _retry_after(response.headers.get("Retry-After")))
+        hint = "; renew the consent (PSD2_CONSENT_ID) or the token (PSD2_TOKEN)" if status in (401, 403) else ""
+        raise Psd2Error((problem.rstrip('.') if hint else problem) + hint, refused=400 <= status < 500, status=status)
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        asked = state.outcome.exception().asked_wait
+        return asked if asked is not None else self.backoff.delay(state.attempt_number)
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stop.wait(seconds):
+            raise Stopped()
+
+    def _gave_up(self, state: tenacity.RetryCallState):
+        raise Psd2Error(f"{state.outcome.exception().problem}; gave up after {state.attempt_number} attempts in "
+                        f"{self.backoff.budget:g} s (PSD2_RETRY_SECONDS)")
 
     def next_url(self, document: dict, current: str, page: int) -> Optional[str]:
         """The absolute URL of ``_links.next`` (in ``transactions`` or at the top), or None.
