@@ -177,3 +177,64 @@ def test_booked_payments_survive_the_state_codec_and_leave_with_their_ids():
     for n in range(3, 130):
         later.process(tick(n))
     assert later.debtors["D-1"].payments == ()  # pruned with the ids of applied payments
+
+
+def test_an_invoice_paid_late_stays_while_its_payment_is_kept_and_only_it_is_reopened():
+    # F-1 fell due on day 14 and is paid on day 180, long past the 120 days a settled invoice is kept.
+    events = [*ledger(("F-1", 10_000, REF_1)),
+              ev.InvoiceIssued("inv-F-2", "D-1", "F-2", on(150), on(200), 10_000, payment_reference=REF_2),
+              *[tick(n) for n in range(1, 181)], paid("tx-2", 10_000, 180, REF_2), paid("tx-1", 10_000, 180, REF_1),
+              tick(181), tick(182), taken_back("tx-1r", 10_000, 182, REF_1), tick(183)]
+    pipeline, outputs = run(events)
+    [reversed_] = of_type(outputs, ev.PaymentReversed)
+    assert (reversed_.reversed_transaction_id, reversed_.invoice_ids) == ("tx-1", ("F-1",))
+    assert {i: item.open_minor for i, item in pipeline.debtors["D-1"].items.items()} == {"F-1": 10_000, "F-2": 0}
+
+
+def test_credit_a_later_invoice_used_goes_back_from_that_invoice_only():
+    ref_3 = betalingskenmerk_for("00000003")
+    events = [*ledger(("F-1", 6_000, REF_1)),
+              ev.InvoiceIssued("inv-F-3", "D-1", "F-3", on(0), on(60), 2_000, payment_reference=ref_3),
+              tick(1), paid("tx-3", 2_000, 1, ref_3), paid("tx-1", 10_000, 1, REF_1), tick(2),  # tx-1: 40.00 credit
+              ev.InvoiceIssued("inv-F-2", "D-1", "F-2", on(2), on(30), 3_000, payment_reference=REF_2),  # uses 30.00
+              tick(3), taken_back("tx-1r", 10_000, 3, REF_1), tick(4)]
+    pipeline, outputs = run(events)
+    [reversed_] = of_type(outputs, ev.PaymentReversed)
+    assert (reversed_.invoice_ids, reversed_.credit_minor) == (("F-1", "F-2"), 1_000)
+    state = pipeline.debtors["D-1"]
+    assert {i: item.open_minor for i, item in state.items.items()} == {"F-1": 6_000, "F-2": 3_000, "F-3": 0}
+    # tx-3's own reversal later takes back what tx-3 paid, F-3, and nothing else.
+    more = [o for e in (taken_back("tx-3r", 2_000, 4, ref_3), tick(5)) for o in pipeline.process(e)]
+    [reversed_] = of_type(more, ev.PaymentReversed)
+    assert (reversed_.reversed_transaction_id, reversed_.invoice_ids) == ("tx-3", ("F-3",))
+
+
+def test_a_reversal_that_names_an_invoice_never_takes_back_a_payment_that_did_not_pay_it():
+    base = [*ledger(("F-1", 5_000, REF_1)), tick(1), paid("tx-0", 5_000, 1, REF_1), tick(2)]
+    # tx-1 quotes a reference no invoice carries yet and waits; the bank reverses it: tx-0 (same account,
+    # same amount, but it paid F-1) is not taken back.
+    waiting = [*base, paid("tx-1", 5_000, 2, REF_2), taken_back("tx-1r", 5_000, 3, REF_2), tick(4)]
+    pipeline, outputs = run(waiting)
+    assert of_type(outputs, ev.PaymentReversed) == []
+    assert [u.transaction_id for u in of_type(outputs, ev.PaymentUnmatched) if u.reversal] == ["tx-1r"]
+    assert pipeline.debtors["D-1"].open_minor == 0
+    # Two reversals that name F-2: the first takes back the payment of F-2, the second finds none.
+    two = [*ledger(("F-1", 5_000, REF_1), ("F-2", 5_000, REF_2)), tick(1), paid("tx-0", 5_000, 1, REF_1),
+           paid("tx-1", 5_000, 1, REF_2), tick(2), taken_back("tx-r1", 5_000, 2, REF_2),
+           taken_back("tx-r2", 5_000, 2, REF_2), tick(3)]
+    pipeline, outputs = run(two)
+    assert [r.reversed_transaction_id for r in of_type(outputs, ev.PaymentReversed)] == ["tx-1"]
+    [queued] = [u for u in of_type(outputs, ev.PaymentUnmatched) if u.reversal]
+    assert queued.transaction_id == "tx-r2" and "paid an invoice it names" in queued.reason
+    assert {i: item.open_minor for i, item in pipeline.debtors["D-1"].items.items()} == {"F-1": 0, "F-2": 5_000}
+
+
+def test_a_promise_kept_again_after_a_reversal_says_so_under_an_id_of_its_own():
+    events = [*ledger(("F-1", 5_000, REF_1)), tick(1),
+              ev.PromiseToPayMade("ptp-1", "D-1", "P-1", on(1), on(10), 5_000, invoice_ids=("F-1",)),
+              paid("tx-1", 5_000, 1, REF_1), tick(2), taken_back("tx-1r", 5_000, 2, REF_1), tick(3),
+              paid("tx-2", 5_000, 3, REF_1), tick(4)]
+    pipeline, outputs = run(events)
+    assert [o.event_id for o in of_type(outputs, ev.PromiseKept)] == ["D-1:promise:P-1:kept", "D-1:promise:P-1:kept:1"]
+    state = pipeline.debtors["D-1"]
+    assert decode_state(encode_state(state)) == state

@@ -213,7 +213,7 @@ def _invoice(event: ev.InvoiceIssued, state: DebtorState):
     state.add_item(Item(event.invoice_id, event.event_id, event.issue_date, event.due_date, event.amount_minor,
                         0, 0, reference))
     if state.credit_minor:  # credit on account pays the new invoice first: nothing else is open
-        state.credit_minor = _book_paid(state, state.credit_minor)
+        _use_credit(state)
     # The index entries the matcher finds the invoice by: its payment reference and its number
     # (one event written under both keys), or its number alone.
     # event_id, reference, debtor_id, invoice_id, currency, kind, number
@@ -340,8 +340,9 @@ def _decide_pending(state: DebtorState, outputs: Outputs) -> bool:
 
 def _unpaid(promise: Promise, amount_minor: int) -> Promise:
     paid = max(0, promise.paid_minor - amount_minor)
-    kept_still = promise.status != "kept" or paid >= promise.amount_minor
-    return replace(promise, paid_minor=paid, status=promise.status if kept_still else "running")
+    if promise.status != "kept" or paid >= promise.amount_minor:
+        return replace(promise, paid_minor=paid)
+    return replace(promise, paid_minor=paid, status="running", reopened=promise.reopened + 1)
 
 
 def _tried(state: DebtorState, change) -> Outputs | ev.InvalidEvent:
@@ -358,11 +359,11 @@ def _tried(state: DebtorState, change) -> Outputs | ev.InvalidEvent:
 
 
 def _reverse(state: DebtorState, payment: Booked, reversal: ev.PaymentProbe, why: str) -> Outputs:
-    """``payment`` taken back: each invoice it paid is open again by what it took, its credit on
-    account is gone (credit that later invoices used up: they are open again, the newest
-    first, as the next invoice is the one that takes credit), and what it counted towards a
-    promise no longer counts (a promise it kept runs again, and breaks if its date is past).
-    Credit the debtor holds from other money then pays what is open, as always."""
+    """``payment`` taken back: each invoice it paid is open again by what it took (the invoices
+    its credit on account paid later among them: ``_use_credit``), the rest of that credit is
+    gone, and what it counted towards a promise no longer counts (a promise it kept runs
+    again, and breaks if its date is past). Credit the debtor holds from other money then
+    pays what is open, as always."""
     left = payment.amount_minor
     reopened: list[str] = []
 
@@ -382,23 +383,53 @@ def _reverse(state: DebtorState, payment: Booked, reversal: ev.PaymentProbe, why
     credit = min(left, payment.credit_minor, state.credit_minor)
     state.credit_minor -= credit
     left -= credit
-    for item in reversed(list(state.items.values())) if left else ():
-        take_back(item, left)
-    if left:
-        raise ev.InvalidEvent(f"{left:,} of its {payment.amount_minor:,} paid invoices this debtor no longer holds "
-                              "(settled and pruned)", "amount_minor")
-    if state.credit_minor:  # credit from other money pays what is open again (BW 6:43), as it pays a new invoice
-        state.credit_minor = _book_paid(state, state.credit_minor)
+    if left:  # its invoices are kept while it is (``_prune``): only an earlier version's state lacks one
+        raise ev.InvalidEvent(f"{left:,} of its {payment.amount_minor:,} is on no invoice this debtor holds",
+                              "amount_minor")
+    state.payments = tuple(b for b in state.payments if b[0] != payment.event_id)  # by its event id
+    if state.credit_minor and state.open_minor:  # credit from other money pays what is open again (BW 6:43)
+        _use_credit(state)
     if payment.promised:
         toward = dict(payment.promised)
         state.promises = tuple(
             _unpaid(p, toward[p.promise_id]) if p.promise_id in toward else p for p in state.promises)
-    state.payments = tuple(b for b in state.payments if b[0] != payment.event_id)  # by its event id
     # event_id, debtor_id, transaction_id, reversed_transaction_id, booking_date, amount_minor, currency,
     # invoice_ids, credit_minor, reason
     return [ev.PaymentReversed(f"reversed:{reversal.payment_event_id}", state.debtor_id, reversal.transaction_id,
                                payment.transaction_id, reversal.booking_date, payment.amount_minor, reversal.currency,
                                tuple(reopened), credit, why)]
+
+
+def _use_credit(state: DebtorState) -> None:
+    """Credit on account pays the open items (``_book_paid``). What it paid is written to the
+    payments the credit came from, the oldest first (credit from credit notes last), so that
+    a reversal of one takes back exactly what its money paid."""
+    paid: dict[str, int] = {}
+    left = _book_paid(state, state.credit_minor, paid)
+    spent = state.credit_minor - left
+    state.credit_minor = left
+    if not (spent and state.payments):
+        return
+    portions = list(paid.items())  # (invoice, amount), in the order the credit paid them
+    records = []
+    for record in state.payments:  # booked_record: credit_minor at 5, the portions from 7
+        credit = record[5]
+        if not (credit and spent):
+            records.append(record)
+            continue
+        taken = take = min(credit, spent)
+        spent -= take
+        added = []
+        while take:
+            invoice_id, amount = portions[0]
+            part = min(amount, take)
+            added += (invoice_id, part)
+            take -= part
+            portions[0] = (invoice_id, amount - part)
+            if portions[0][1] == 0:
+                portions.pop(0)
+        records.append((*record[:5], credit - taken, *record[6:], *added))
+    state.payments = tuple(records)
 
 
 def _book_paid(state: DebtorState, amount_minor: int, booked: dict[str, int] | None = None) -> int:
@@ -573,16 +604,20 @@ def _prune(state: DebtorState, today: date, first_day: bool) -> None:
         if state.payments:  # a payment is kept as long as its id is
             state.payments = tuple(b for b in state.payments if b[0] in seen)  # by its event id
     # A settled invoice stays until its due date is past the horizon, so that a
-    # redelivered InvoiceIssued is still recognised as a duplicate. Items are in due
-    # order: only if the first is past the horizon can any go.
+    # redelivered InvoiceIssued is still recognised as a duplicate, and as long as a payment
+    # that paid it is kept (a reversal reopens it). Items are in due order: only if the
+    # first is past the horizon can any go.
     items = state.items
     if items and next(iter(items.values())).due_date < horizon:
-        state.keep_items({key: i for key, i in items.items() if i.open_minor or i.due_date >= horizon})
+        paid_by_kept = {record[i] for record in state.payments for i in range(7, len(record), 2)}  # for reversals
+        state.keep_items({key: i for key, i in items.items()
+                          if i.open_minor or i.due_date >= horizon or key in paid_by_kept})
 
 
 def _promise_event(event_type, state: DebtorState, promise: Promise):
     return event_type(
-        event_id=f"{state.debtor_id}:promise:{promise.promise_id}:{promise.status}",
+        event_id=f"{state.debtor_id}:promise:{promise.promise_id}:{promise.status}"
+                 + (f":{promise.reopened}" if promise.reopened else ""),
         debtor_id=state.debtor_id,
         promise_id=promise.promise_id,
         promised_date=promise.promised_date,

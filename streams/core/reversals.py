@@ -5,16 +5,17 @@ the same amount that repeats what the original said, but names no id of it. The 
 routes the reversal like a payment without a reference (``streams.core.cascade``: by its
 reference, the invoice numbers in its text, its account) to one debtor, who looks for the
 payment among those it was credited with (``DebtorState.payments``): the same amount, booked
-no later, and sharing with the reversal the invoices it names or the payer's account. One
-such payment is taken back (``ledger``); none, or several that fit as well as each other,
-and the reversal goes to the unmatched queue with the candidates. It never guesses.
+no later, and, if the reversal names invoices or quotes a valid reference, one that paid an
+invoice it names; if it names none, one from the same account. One such payment (the one
+that also shares the other, if several fit) is taken back (``ledger``); none, or several that
+fit as well as each other, and the reversal goes to the unmatched queue with the candidates.
 """
 
 from __future__ import annotations
 
 from streams.core import cascade
 from streams.core import events as ev
-from streams.core.references import normalise
+from streams.core.references import is_valid_normalised_reference, normalise
 from streams.core.state import Booked, DebtorState
 
 CANDIDATE = "payment"  # a MatchCandidate's ``via``: a booked payment the reversal may take back
@@ -28,23 +29,28 @@ def reversed_payment(state: DebtorState, reversal: ev.PaymentProbe) -> tuple[Boo
                                             f"{state.currency}")
     named = {hit.invoice_id for hit in reversal.hits
              if hit.debtor_id == debtor_id and hit.invoice_id and hit.via in (cascade.NUMBER, cascade.REFERENCE)}
+    # A reversal that names invoices (or quotes a valid reference, even one no invoice here
+    # carries) takes back only a payment that paid one of them; one that names none, only a
+    # payment from its account.
+    naming = bool(named) or is_valid_normalised_reference(normalise(reversal.structured_reference or ""))
     payer = normalise(reversal.payer_iban) if reversal.payer_iban else None
     scored = []
     for payment in map(Booked.of, state.payments):
         if payment.amount_minor != reversal.amount_minor or payment.booking_date > reversal.booking_date:
             continue
-        shared = []
-        paid = [invoice_id for invoice_id, _ in payment.portions if invoice_id in named]
-        if paid:
-            shared.append(f"it paid {', '.join(paid)}, which the reversal names")
-        if payer and payment.payer_iban and normalise(payment.payer_iban) == payer:
+        paid = [invoice_id for invoice_id in dict.fromkeys(i for i, _ in payment.portions) if invoice_id in named]
+        same_account = bool(payer and payment.payer_iban and normalise(payment.payer_iban) == payer)
+        if not (paid if naming else same_account):
+            continue
+        shared = [f"it paid {', '.join(paid)}, which the reversal names"] if paid else []
+        if same_account:
             shared.append("it came from the same account")
-        if shared:
-            scored.append((len(shared), payment, shared))
+        scored.append((len(shared), payment, shared))
     amount = f"{reversal.amount_minor / 100:,.2f} {reversal.currency}"
     if not scored:
-        return _queued(reversal, debtor_id, f"no payment of {amount} this debtor was credited with (in the last "
-                                            "payments it keeps) shares its account or the invoices it names")
+        what = "paid an invoice it names" if naming else "came from its account"
+        return _queued(reversal, debtor_id, f"no payment of {amount} this debtor was credited with (of those it "
+                                            f"keeps) {what}")
     best = max(score for score, _, _ in scored)
     top = [(payment, shared) for score, payment, shared in scored if score == best]
     if len(top) > 1:

@@ -134,6 +134,7 @@ class Promise:
     invoice_ids: tuple[str, ...] = ()
     paid_minor: int = 0
     status: str = "running"  # running, kept, broken
+    reopened: int = 0  # times a reversal took back the payment that kept it: its next outcome has an id of its own
 
     def covers(self, invoice_id: str) -> bool:
         return self.status == "running" and (not self.invoice_ids or invoice_id in self.invoice_ids)

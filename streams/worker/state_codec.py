@@ -58,7 +58,8 @@ def _encode(state: DebtorState) -> bytes:
             ],
             [[x.dispute_id, x.invoice_id, x.kind, x.amount_minor, _ord(x.opened_on), x.reason, x.owner] for x in state.disputes],
             [
-                [p.promise_id, _ord(p.made_on), _ord(p.promised_date), p.amount_minor, list(p.invoice_ids), p.paid_minor, p.status]
+                [p.promise_id, _ord(p.made_on), _ord(p.promised_date), p.amount_minor, list(p.invoice_ids), p.paid_minor, p.status,
+                 p.reopened]
                 for p in state.promises
             ],
             state.credit_minor,
@@ -89,7 +90,7 @@ def decode_state(data: bytes) -> DebtorState:
         debtor_id=debtor_id,
         debtor=None if d is None else Debtor(*d),
         disputes=tuple(Dispute(x[0], x[1], x[2], x[3], _day(x[4]), x[5], x[6]) for x in disputes),
-        promises=tuple(Promise(p[0], _day(p[1]), _day(p[2]), p[3], tuple(p[4]), p[5], p[6]) for p in promises),
+        promises=tuple(Promise(p[0], _day(p[1]), _day(p[2]), p[3], tuple(p[4]), p[5], p[6], *p[7:]) for p in promises),
         credit_minor=credit,
         credit_limit_minor=limit,
         limit_source=source,
