@@ -603,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Berlin Group NextGenPSD2 transactions report (JSON), the format detected unless --format names it. "
         "Every booked transaction becomes a PaymentReceived with a stable id (the bank's reference), so "
         "importing a file twice changes nothing; debits are published marked as such and land in the "
-        "unmatched queue; pending transactions wait for the statement that books them. A transaction that "
+        "unmatched queue, and a reversal of a credit takes back the payment it reverses; pending transactions wait for the statement that books them. A transaction that "
         "cannot be read is reported on stderr with its element and the reason and is not published; a file "
         "that is not a statement, or XML that declares a DTD, is refused whole. stdout: a JSON report (read, "
         "published, duplicates_skipped, pending_skipped, rejected). Exit status 0: all published; 1: a "

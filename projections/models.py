@@ -219,6 +219,23 @@ class UnmatchedPayment(Base):
     reversal: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
+class PaymentReversal(Base):
+    """A payment the bank took back (``PaymentReversed``): what was open again, and why that payment."""
+
+    __tablename__ = "payment_reversals"
+
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    debtor_id: Mapped[str] = mapped_column(String(64), index=True)
+    transaction_id: Mapped[str] = mapped_column(String(128))
+    reversed_transaction_id: Mapped[str] = mapped_column(String(128))
+    booking_date: Mapped[date]
+    amount_minor: Mapped[int] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    invoice_ids: Mapped[str] = mapped_column(Text, server_default="[]")  # JSON: the invoices it had paid
+    credit_minor: Mapped[int] = mapped_column(Money, server_default="0")
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
 class Outbox(Base):
     """What a sink has sent per action, so redelivery never sends twice."""
 

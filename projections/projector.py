@@ -23,6 +23,7 @@ from projections.models import (
     Dispute,
     LimitEvent,
     OpenItem,
+    PaymentReversal,
     ProjectionOffset,
     Promise,
     Task,
@@ -39,6 +40,7 @@ PROMISES = Promise.__table__
 ACTIONS = Action.__table__
 TASKS = Task.__table__
 LIMIT_EVENTS = LimitEvent.__table__
+PAYMENT_REVERSALS = PaymentReversal.__table__
 UNMATCHED = UnmatchedPayment.__table__
 OFFSETS = ProjectionOffset.__table__
 
@@ -60,6 +62,7 @@ class _Sorted:
     promise_outcomes: list[ev.PromiseKept | ev.PromiseBroken] = field(default_factory=list)
     unmatched: list[ev.PaymentUnmatched] = field(default_factory=list)
     resolved: list[ev.PaymentResolved] = field(default_factory=list)
+    reversals: list[ev.PaymentReversed] = field(default_factory=list)
 
     @classmethod
     def of(cls, events: Iterable[object]) -> _Sorted:
@@ -80,6 +83,8 @@ class _Sorted:
                 batch.unmatched.append(event)
             elif kind is ev.PaymentResolved:
                 batch.resolved.append(event)
+            elif kind is ev.PaymentReversed:
+                batch.reversals.append(event)
         return batch
 
 
@@ -107,6 +112,12 @@ class Projector:
                 connection,
                 LIMIT_EVENTS,
                 unique_by(map(rows.limit_event_row, batch.limit_events), ["event_id"]),
+                keys=["event_id"],
+            )
+            insert_missing(
+                connection,
+                PAYMENT_REVERSALS,
+                unique_by(map(rows.payment_reversal_row, batch.reversals), ["event_id"]),
                 keys=["event_id"],
             )
             upsert(

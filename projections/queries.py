@@ -6,12 +6,22 @@ currencies.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from projections.models import Action, Debtor, Dispute, LimitEvent, Promise, Task, UnmatchedPayment
+from projections.models import (
+    Action,
+    Debtor,
+    Dispute,
+    LimitEvent,
+    PaymentReversal,
+    Promise,
+    Task,
+    UnmatchedPayment,
+)
 
 Row = dict[str, Any]
 
@@ -134,6 +144,16 @@ def limit_events(session: Session, debtor_id: str | None = None) -> list[Row]:
     if debtor_id is not None:
         statement = statement.where(LimitEvent.debtor_id == debtor_id)
     return _all(session, statement)
+
+
+def payment_reversals(session: Session, debtor_id: str | None = None) -> list[Row]:
+    """Payments the bank took back, newest booking date first; ``invoice_ids`` as a list."""
+    statement = select(*_columns(PaymentReversal)).order_by(
+        PaymentReversal.booking_date.desc(), PaymentReversal.event_id
+    )
+    if debtor_id is not None:
+        statement = statement.where(PaymentReversal.debtor_id == debtor_id)
+    return [{**row, "invoice_ids": json.loads(row["invoice_ids"])} for row in _all(session, statement)]
 
 
 def action_counts(session: Session) -> list[Row]:

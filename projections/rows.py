@@ -12,6 +12,7 @@ from projections.models import (
     Dispute,
     LimitEvent,
     OpenItem,
+    PaymentReversal,
     Promise,
     Task,
     UnmatchedPayment,
@@ -113,6 +114,11 @@ def delivery_row(result: ev.DeliveryResult) -> Row:
 
 def limit_event_row(alert: ev.LimitWarning | ev.LimitBreached | ev.LimitCleared) -> Row:
     return _pick(alert, LimitEvent.__table__, kind=LIMIT_KINDS[type(alert)])
+
+
+def payment_reversal_row(reversal: ev.PaymentReversed) -> Row:
+    return _pick(reversal, PaymentReversal.__table__, invoice_ids=json.dumps(list(reversal.invoice_ids),
+                                                                             ensure_ascii=False))
 
 
 def unmatched_payment_row(payment: ev.PaymentUnmatched) -> Row:

@@ -447,6 +447,20 @@ def test_unmatched_payment_is_listed(projector, session):
     assert listed[0]["debtor_id"] is None
 
 
+def test_a_reversal_is_listed_once_with_the_invoices_its_payment_had_paid(projector, session):
+    reversed_ = ev.PaymentReversed("reversed:bank-TX9", "D-1", "TX9", "TX1", date(2024, 3, 5), 8_000, "EUR",
+                                   ("INV-1", "INV-2"), 1_000, "the same amount; it came from the same account")
+    older = ev.PaymentReversed("reversed:bank-TX8", "D-2", "TX8", "TX2", date(2024, 3, 1), 500, "EUR")
+    projector.apply_batch([reversed_, older, action("A1")])
+    projector.apply_batch([reversed_])  # redelivered
+    listed = queries.payment_reversals(session)
+    assert [(r["transaction_id"], r["reversed_transaction_id"], r["invoice_ids"]) for r in listed] == [
+        ("TX9", "TX1", ["INV-1", "INV-2"]), ("TX8", "TX2", [])]
+    assert (listed[0]["amount_minor"], listed[0]["credit_minor"], listed[0]["reason"]) == (
+        8_000, 1_000, "the same amount; it came from the same account")
+    assert [r["event_id"] for r in queries.payment_reversals(session, "D-2")] == ["reversed:bank-TX8"]
+
+
 def test_a_payment_matched_after_all_leaves_the_unmatched_queue(projector, session):
     projector.apply_batch([unmatched("TX1"), unmatched("TX2")])
     resolved = ev.PaymentResolved("resolved:p-TX1", "TX1", "matched", "D1", "INV-1")

@@ -174,6 +174,7 @@ class Platform:
     def check_delivered_and_projected(self, scenario: Scenario, outcome: Outcome) -> None:
         """Every action delivered through its channel (each e-mail once, to the debtor, naming
         its invoices), and the read models showing the final snapshots and the deliveries."""
+        from projections import queries
         from projections.models import Action, Debtor
         from tests.support import wait_until
 
@@ -219,6 +220,18 @@ class Platform:
                                                        snap.workflow)
         assert {r.action_id: (r.business_date, r.step_name, r.total_minor, r.delivery_status) for r in rows} == {
             i: (a.business_date, a.step_name, a.total_minor, expected[i]) for i, a in actions.items()}
+
+        reversals = {a.event_id: a for debtor in outcome.alerts.values() for a in debtor
+                     if isinstance(a, ev.PaymentReversed)}
+
+        def reversals_projected():
+            with Session(self.engine) as session:
+                listed = {r["event_id"]: r for r in queries.payment_reversals(session) if r["event_id"] in reversals}
+            return [listed] if len(listed) == len(reversals) else None
+
+        (listed,) = wait_until(reversals_projected, TIMEOUT, f"{scenario}: {len(reversals)} reversals projected")
+        assert {i: (r["transaction_id"], r["amount_minor"], tuple(r["invoice_ids"])) for i, r in listed.items()} == {
+            i: (a.transaction_id, a.amount_minor, a.invoice_ids) for i, a in reversals.items()}
 
 
 @pytest.fixture(scope="module")
