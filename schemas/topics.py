@@ -50,7 +50,8 @@ MATCHING = TopicSpec(
     "dunning.matching",
     "the matcher's key: a normalised payment reference, \"tx:\" + a transaction id, \"no:\" + an invoice "
     "number, \"iban:\" + a payer's IBAN (DayStarted: one copy per partition)",
-    (ev.ReferenceIssued, ev.PaymentReceived, ev.DayStarted, ev.PayerLearned, ev.PaymentProbe, ev.PaymentAllocated),
+    (ev.ReferenceIssued, ev.ReferenceRetired, ev.PaymentReceived, ev.DayStarted, ev.PayerLearned, ev.PaymentProbe,
+     ev.PaymentAllocated),
 )
 ACTIONS = TopicSpec("dunning.actions", "debtor_id", (ev.DunningActionDue,))
 ALERTS = TopicSpec(
@@ -92,6 +93,7 @@ OUTPUT_TOPIC = {
     ev.DebtorSnapshot: SNAPSHOTS,
     ev.DeliveryResult: DELIVERIES,
     ev.ReferenceIssued: MATCHING,
+    ev.ReferenceRetired: MATCHING,
     ev.PayerLearned: MATCHING,
     ev.PaymentProbe: MATCHING,  # handed to its debtor: LEDGER (``output_topic``)
     ev.PaymentMatched: LEDGER,
@@ -113,14 +115,14 @@ def output_topic(event: object) -> TopicSpec:
 def keys_of(event: object) -> tuple[str | None, ...]:
     """The record keys an event is written under: one, but an invoice's reference that
     carries its number is written under both (``matching.index_keys``)."""
-    if type(event) is ev.ReferenceIssued:
+    if type(event) in (ev.ReferenceIssued, ev.ReferenceRetired):
         return index_keys(event)
     return (key_of(event),)
 
 
 def key_of(event: object) -> str | None:
     """The record key for an event on its topic."""
-    if isinstance(event, (ev.ReferenceIssued, ev.PayerLearned)) or (
+    if isinstance(event, (ev.ReferenceIssued, ev.ReferenceRetired, ev.PayerLearned)) or (
             isinstance(event, ev.PaymentProbe) and event.debtor_id is None):
         return index_key(event)
     if isinstance(event, (ev.PaymentReceived, ev.PaymentAllocated, ev.PaymentUnmatched, ev.PaymentResolved)):

@@ -241,7 +241,8 @@ def test_the_internal_hops_take_the_longest_input_event_id_with_its_prefix():
 def test_every_field_of_every_checked_type_has_a_bound():
     import dataclasses
 
-    assert set(bounds.CHECKED_TYPES) == {*ev.INPUT_TYPES, ev.ReferenceIssued, ev.PaymentMatched, ev.PayerLearned}
+    assert set(bounds.CHECKED_TYPES) == {*ev.INPUT_TYPES, ev.ReferenceIssued, ev.ReferenceRetired, ev.PaymentMatched,
+                                         ev.PayerLearned}
     for cls in bounds.CHECKED_TYPES:
         for f in dataclasses.fields(cls):
             bounds.rule_for(cls, f.name)  # raises LookupError for a field left out

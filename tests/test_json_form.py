@@ -32,6 +32,8 @@ LINES = {
                        "effective_date": "2025-04-01"},
     "DayStarted": {"event_id": "e9", "business_date": D},
     "ReferenceIssued": {"event_id": "e10", "reference": "RF18539007547034", "debtor_id": "D-1", "invoice_id": "INV-1"},
+    "ReferenceRetired": {"event_id": "e10b", "reference": "RF18539007547034", "debtor_id": "D-1", "invoice_id": "INV-1",
+                         "kind": "payment_reference", "number": "INV1"},
     "PaymentMatched": {"event_id": "e11", "debtor_id": "D-1", "invoice_id": "INV-1", "transaction_id": "T-1",
                        "booking_date": D, "amount_minor": 100000, "payer_iban": None, "more_invoice_ids": ["INV-2"],
                        "reason": "the text names INV-1, INV-2", "confidence_pct": 98},

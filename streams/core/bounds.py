@@ -295,6 +295,7 @@ BOUNDS: dict = {
     # kept in a String(128) column; the internal hops are "ref:" / "pay:" + an input's id.
     "event_id": Id(118),
     (ev.ReferenceIssued, "event_id"): Id(128),
+    (ev.ReferenceRetired, "event_id"): Id(128),
     (ev.PaymentMatched, "event_id"): Id(128),
     (ev.PaymentResolved, "event_id"): Id(128),
     (ev.PayerLearned, "event_id"): Id(128),
@@ -306,6 +307,7 @@ BOUNDS: dict = {
     (ev.PaymentMatched, "more_invoice_ids"): Ids(64, MAX_PROMISED_INVOICES),
     (ev.PaymentMatched, "confidence_pct"): Between(0, 100),
     (ev.ReferenceIssued, "kind"): OneOf("an index kind", ("payment_reference", "invoice_number")),
+    (ev.ReferenceRetired, "kind"): OneOf("an index kind", ("payment_reference", "invoice_number")),
     # names and labels
     "name": Text(255, min_length=1),
     "payer_name": Text(255),
@@ -333,6 +335,7 @@ BOUNDS: dict = {
     "structured_reference": Reference(64),
     "reference": Reference(64, min_length=1),  # ReferenceIssued: the normalised form
     (ev.ReferenceIssued, "number"): Reference(64),  # an invoice id's letters and digits (invoice_id: 64)
+    (ev.ReferenceRetired, "number"): Reference(64),
     "payer_iban": Iban(),
     "iban": Iban(),  # PayerLearned
     "account_iban": Iban(),
@@ -354,7 +357,8 @@ BOUNDS: dict = {
 
 # The inputs and the matcher's internal hops, the most frequent first (``check`` tries them
 # in this order).
-CHECKED_TYPES = (ev.InvoiceIssued, ev.PaymentReceived, ev.PaymentMatched, ev.ReferenceIssued, ev.DayStarted, ev.PayerLearned,
+CHECKED_TYPES = (ev.InvoiceIssued, ev.PaymentReceived, ev.PaymentMatched, ev.ReferenceIssued, ev.ReferenceRetired,
+                 ev.DayStarted, ev.PayerLearned,
                  ev.PaymentAllocated,
                  ev.CreditNoteIssued, ev.DebtorRegistered, ev.DisputeOpened, ev.DisputeResolved,
                  ev.PromiseToPayMade, ev.CreditLimitSet)

@@ -74,6 +74,13 @@ def with_target(known: Known, debtor_id: str, invoice_id: str | None) -> Known:
     return tuple(value for pair in sorted(pairs)[:MAX_TARGETS] for value in pair)
 
 
+def without_target(known: Known, debtor_id: str, invoice_id: str | None) -> Known:
+    """``known`` without the pair (an invoice no longer kept)."""
+    invoice = invoice_id or ""
+    return tuple(value for i in range(0, len(known), 2) if (known[i], known[i + 1]) != (debtor_id, invoice)
+                 for value in known[i:i + 2])
+
+
 NOTHING_KNOWN: Known = ()
 
 

@@ -197,6 +197,19 @@ class ReferenceIssued:
 
 
 @event
+class ReferenceRetired:
+    """A settled invoice the debtor no longer keeps (``ledger.RETENTION``): its index entries
+    go, under the same keys its ``ReferenceIssued`` was written under."""
+
+    event_id: str
+    reference: str
+    debtor_id: str
+    invoice_id: str
+    kind: str = "payment_reference"
+    number: Optional[str] = None
+
+
+@event
 class PayerLearned:
     """A payer's account seen on a confirmed match, re-keyed by IBAN for the matcher: the
     next payment from it without a reference points to this debtor."""
@@ -537,6 +550,7 @@ INPUT_TYPES = (
 
 ALL_TYPES = INPUT_TYPES + (
     ReferenceIssued,
+    ReferenceRetired,
     PayerLearned,
     PaymentProbe,
     PaymentMatched,

@@ -122,7 +122,7 @@ def _one_day(state: DebtorState, today: date, policy: Policy, outputs: Outputs) 
                 made_due = ALL_ITEMS  # what it held back is due again
             promises.append(promise)
         state.promises = _trim_settled(promises)
-    _prune(state, today, first_day)
+    _prune(state, today, first_day, outputs)
     evaluate(state, policy, outputs, made_due)
 
 
@@ -594,7 +594,7 @@ def _trim_settled(promises: list[Promise]) -> tuple[Promise, ...]:
     return tuple(p for p in promises if p.promise_id not in drop)
 
 
-def _prune(state: DebtorState, today: date, first_day: bool) -> None:
+def _prune(state: DebtorState, today: date, first_day: bool, outputs: Outputs) -> None:
     horizon = today - RETENTION
     seen = state.seen
     if first_day:  # what was applied before any business date counts from the first one
@@ -606,12 +606,26 @@ def _prune(state: DebtorState, today: date, first_day: bool) -> None:
     # A settled invoice stays until its due date is past the horizon, so that a
     # redelivered InvoiceIssued is still recognised as a duplicate, and as long as a payment
     # that paid it is kept (a reversal reopens it). Items are in due order: only if the
-    # first is past the horizon can any go.
+    # first is past the horizon can any go; the matcher's index entries go with them.
     items = state.items
     if items and next(iter(items.values())).due_date < horizon:
         paid_by_kept = {record[i] for record in state.payments for i in range(7, len(record), 2)}  # for reversals
-        state.keep_items({key: i for key, i in items.items()
-                          if i.open_minor or i.due_date >= horizon or key in paid_by_kept})
+        kept = {key: i for key, i in items.items() if i.open_minor or i.due_date >= horizon or key in paid_by_kept}
+        if len(kept) < len(items):
+            outputs += filter(None, (_retired(state.debtor_id, i) for key, i in items.items() if key not in kept))
+            state.keep_items(kept)
+
+
+def _retired(debtor_id: str, item: Item) -> ev.ReferenceRetired | None:
+    """The index entries of an invoice no longer kept, under the keys ``_invoice`` issued them."""
+    number = cascade.number_token(item.invoice_id)
+    # event_id, reference, debtor_id, invoice_id, kind, number
+    if item.payment_reference:
+        return ev.ReferenceRetired(f"retired:{item.event_id}", item.payment_reference, debtor_id, item.invoice_id,
+                                   cascade.REFERENCE, number)
+    if number:
+        return ev.ReferenceRetired(f"retired:{item.event_id}", number, debtor_id, item.invoice_id, cascade.NUMBER)
+    return None
 
 
 def _promise_event(event_type, state: DebtorState, promise: Promise):

@@ -21,14 +21,17 @@ tick like a payment for the cascade, and goes to its debtor to take that payment
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Mapping, NamedTuple
 
 from streams.core import cascade
 from streams.core import events as ev
 from streams.core.cascade import NOTHING_KNOWN, Known
+from streams.core.ledger import RETENTION
 from streams.core.references import is_valid_normalised_reference, normalise
 
 PARKED_KEY = "tx:"  # a payment for the cascade waits under its transaction id
+WAITS = RETENTION  # how long a payment waits for its reference: as long as a debtor keeps a settled invoice
 
 
 class ReferenceEntry(NamedTuple):
@@ -72,9 +75,12 @@ def is_index_key(key: str) -> bool:
 
 
 def holds_nothing(slot: Slot | Known) -> bool:
-    """A slot with no invoice and no payment waiting: its key is deleted (a payment parked
-    for the cascade that set out, one a person allocated)."""
-    return type(slot) is Slot and slot.debtor_id is None and not slot.waiting
+    """A slot with no invoice and no payment waiting, or an index entry that points nowhere:
+    its key is deleted (a payment parked for the cascade that set out, one a person
+    allocated, an invoice no longer kept)."""
+    if type(slot) is Slot:
+        return slot.debtor_id is None and not slot.waiting
+    return not slot
 
 
 def empty_at(key: str) -> Slot | Known:
@@ -92,7 +98,7 @@ def matching_key(payment: ev.PaymentReceived) -> str:
     return _valid_reference(payment) or PARKED_KEY + payment.transaction_id
 
 
-def index_key(event: ev.ReferenceIssued | ev.PayerLearned | ev.PaymentProbe) -> str:
+def index_key(event: ev.ReferenceIssued | ev.ReferenceRetired | ev.PayerLearned | ev.PaymentProbe) -> str:
     """Where the matcher keeps (or a probe looks up) an index entry."""
     if type(event) is ev.PaymentProbe:
         return event.route[0]
@@ -103,11 +109,12 @@ def index_key(event: ev.ReferenceIssued | ev.PayerLearned | ev.PaymentProbe) -> 
     return event.reference
 
 
-def index_keys(event: ev.ReferenceIssued | ev.PayerLearned | ev.PaymentProbe) -> tuple[str, ...]:
+def index_keys(event: ev.ReferenceIssued | ev.ReferenceRetired | ev.PayerLearned | ev.PaymentProbe) -> (
+        tuple[str, ...]):
     """Every key an index event is written under: ``index_key``, and for an invoice's
     reference that carries its number as well, the number's entry."""
     key = index_key(event)
-    if type(event) is ev.ReferenceIssued and event.number and event.kind != cascade.NUMBER:
+    if type(event) in (ev.ReferenceIssued, ev.ReferenceRetired) and event.number and event.kind != cascade.NUMBER:
         return key, cascade.number_key(event.number)
     return (key,)
 
@@ -115,6 +122,17 @@ def index_keys(event: ev.ReferenceIssued | ev.PayerLearned | ev.PaymentProbe) ->
 def on_issued(slot: Slot | Known, event: ev.ReferenceIssued, key: str) -> tuple[Slot | Known, list]:
     """An invoice's reference or number arriving at ``key``, one of its ``index_keys``."""
     return on_index(slot, event) if is_index_key(key) else on_reference(slot, event)
+
+
+def on_retired(slot: Slot | Known, event: ev.ReferenceRetired, key: str) -> tuple[Slot | Known, list]:
+    """A settled invoice no longer kept, at ``key``, one of its ``index_keys``: the number's
+    entry forgets it; the reference's slot forgets it if it still points to it (payments
+    waiting there keep waiting)."""
+    if is_index_key(key):
+        return cascade.without_target(slot, event.debtor_id, event.invoice_id), []
+    if (slot.debtor_id, slot.invoice_id) != (event.debtor_id, event.invoice_id):
+        return slot, []
+    return Slot(waiting=slot.waiting), []
 
 
 def on_payment(slot: Slot, payment: ev.PaymentReceived) -> tuple[Slot, list]:
@@ -164,12 +182,14 @@ def on_reference(slot: Slot, event: ev.ReferenceIssued) -> tuple[Slot, list]:
     return issued._replace(waiting=tuple(contested)), outputs
 
 
-def on_day(slot: Slot) -> tuple[Slot, list]:
+def on_day(slot: Slot, today: date) -> tuple[Slot, list]:
     """A new business day. A payment parked for the cascade sets out as a ``PaymentProbe``
     (or, with nothing to look up, is reported unmatched) and leaves the slot; one waiting
-    for its reference is reported unmatched (once) and keeps waiting."""
+    for its reference is reported unmatched (once) and keeps waiting, for ``WAITS`` after
+    it was booked; then only the unmatched queue holds it."""
     if all(w.reported and not w.contested for w in slot.waiting):
-        return slot, []
+        kept = tuple(w for w in slot.waiting if w.payment.booking_date + WAITS >= today)
+        return (slot if len(kept) == len(slot.waiting) else slot._replace(waiting=kept)), []
     outputs: list = []
     kept = []
     for w in slot.waiting:
@@ -179,7 +199,8 @@ def on_day(slot: Slot) -> tuple[Slot, list]:
         elif takes_back(w.payment) or _valid_reference(w.payment) is None:
             outputs.append(cascade.probe_for(w.payment))
         elif w.reported:
-            kept.append(w)
+            if w.payment.booking_date + WAITS >= today:
+                kept.append(w)
         else:
             outputs.append(_unmatched(w.payment, f"no invoice carries reference {_reference(w.payment)} (yet): the "
                                                  "payment waits and is matched when an invoice with that reference "

@@ -50,7 +50,7 @@ class Pipeline:
         if kind is ev.DayStarted:
             outputs = []
             for key in sorted(self.waiting):
-                slot, found = matching.on_day(self.slots[key])
+                slot, found = matching.on_day(self.slots[key], event.business_date)
                 self._store(key, slot)
                 outputs.extend(self._from_matcher(found))
             for debtor_id in sorted(self.debtors):
@@ -58,8 +58,8 @@ class Pipeline:
             return outputs
         return self._to_debtor(event.debtor_id, event)
 
-    def _store(self, key: str, slot: matching.Slot) -> None:
-        if slot.waiting:
+    def _store(self, key: str, slot: matching.Slot | matching.Known) -> None:
+        if getattr(slot, "waiting", ()):  # an index entry (Known) has none
             self.slots[key] = slot
             return
         self.waiting.discard(key)
@@ -94,6 +94,10 @@ class Pipeline:
                 found = self._index(output)
                 if found:
                     hops = (hops or []) + self._from_matcher(found)
+            elif kind is ev.ReferenceRetired:
+                for key in matching.index_keys(output):
+                    slot, _ = matching.on_retired(self.slots.get(key, matching.empty_at(key)), output, key)
+                    self._store(key, slot)
         return outputs + hops if hops else outputs
 
     def _index(self, event: ev.PayerLearned) -> list:

@@ -268,18 +268,19 @@ class MatchingProcessor(_Base):
                 waiting.update(key for key, slot in slots.items() if getattr(slot, "waiting", ()))
                 for key in sorted(waiting):
                     if partition_of(key, self.partitions) == record.partition:
-                        step(key, lambda slot, _: matching.on_day(slot), event, record)
+                        step(key, lambda slot, tick: matching.on_day(slot, tick.business_date), event, record)
             elif kind is ev.PaymentReceived:
                 step(matching.matching_key(event).encode(), matching.on_payment, event, record)
             elif kind is ev.PaymentAllocated:
                 step(matching.matching_key(event).encode(), matching.on_allocated, event, record)
-            elif kind is ev.ReferenceIssued:  # written under each of its keys: the record's says which
+            elif kind is ev.ReferenceIssued or kind is ev.ReferenceRetired:  # under each of its keys: the record's says which
                 keys = matching.index_keys(event)
                 key = record.key.decode(errors="replace") if record.key else ""
                 if key not in keys:
-                    self.dead_letter(result, record, f"ReferenceIssued is keyed {key!r}, not by one of {keys}", "key")
+                    self.dead_letter(result, record, f"{kind.__name__} is keyed {key!r}, not by one of {keys}", "key")
                     continue
-                step(record.key, lambda slot, issued: matching.on_issued(slot, issued, key), event, record)
+                change = matching.on_issued if kind is ev.ReferenceIssued else matching.on_retired
+                step(record.key, lambda slot, index_event: change(slot, index_event, key), event, record)
             else:
                 key = matching.index_key(event)
                 step(key.encode(), matching.on_probe if kind is ev.PaymentProbe else matching.on_index, event, record)
