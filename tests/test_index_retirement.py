@@ -15,7 +15,7 @@ from streams.core.pipeline import Pipeline
 from streams.core.references import betalingskenmerk_for
 from streams.kafka.records import Record, partition_of
 from streams.worker.processor import LedgerProcessor, MatchingProcessor
-from streams.worker.state_codec import decode_slot
+from streams.worker.state_codec import decode_slot, encode_slot
 from tests.scenario import sample_policy
 
 START = date(2025, 3, 3)
@@ -62,11 +62,26 @@ def test_a_payment_waits_for_its_reference_as_long_as_a_settled_invoice_is_kept_
               tick(1)]
     outputs = [o for e in events for o in pipeline.process(e)]
     assert [o.transaction_id for o in outputs if type(o) is ev.PaymentUnmatched] == ["tx-9"]
-    for n in range(2, RETENTION.days + 1):
+    for n in range(2, RETENTION.days + 2):
         pipeline.process(tick(n))
-    assert pipeline.slots[unknown].waiting  # day 120: still waiting
-    pipeline.process(tick(RETENTION.days + 1))  # day 121: its wait is over
+    assert pipeline.slots[unknown].waiting  # reported on day 1: still waiting on day 121
+    pipeline.process(tick(RETENTION.days + 2))  # its wait is over
     assert unknown not in pipeline.slots and unknown not in pipeline.waiting
+
+
+def test_a_payment_booked_long_ago_waits_as_long_from_the_day_it_was_reported():
+    """A statement imported months late, before the invoices: its payments still wait for them."""
+    pipeline = Pipeline(sample_policy())
+    old = ev.PaymentReceived("bank-tx-old", "tx-old", on(0), 10_000, structured_reference=REFERENCE)
+    events = [ev.DebtorRegistered("reg-A", "A", "Bedrijf A", "B2B", segment="smb"), tick(200), old,
+              *[tick(n) for n in range(201, 230)],
+              ev.InvoiceIssued("inv-1", "A", "F2025-0101", on(0), on(14), 10_000, payment_reference=REFERENCE)]
+    outputs = [o for e in events[:4] for o in pipeline.process(e)]
+    slot = pipeline.slots[REFERENCE]
+    assert slot.waiting[0].since == on(201) and decode_slot(encode_slot(slot)) == slot
+    outputs += [o for e in events[4:] for o in pipeline.process(e)]
+    [matched] = [o for o in outputs if type(o) is ev.PaymentMatched]
+    assert (matched.transaction_id, matched.invoice_id) == ("tx-old", "F2025-0101")
 
 
 def test_the_worker_writes_the_retirement_under_both_keys_and_the_matcher_deletes_both_entries():

@@ -45,11 +45,13 @@ class ReferenceEntry(NamedTuple):
 class Waiting(NamedTuple):
     """A payment parked in its slot: for its reference (``reported``: in the unmatched queue
     already), or for the cascade at the next tick (``contested``: its reference and its text
-    name different invoices)."""
+    name different invoices). ``since``: the business date it was reported on, from which
+    it waits ``WAITS`` (a statement imported months late waits as long as one read at once)."""
 
     payment: ev.PaymentReceived
     reported: bool = False
     contested: bool = False
+    since: date | None = None
 
 
 class Slot(NamedTuple):
@@ -173,7 +175,7 @@ def on_reference(slot: Slot, event: ev.ReferenceIssued) -> tuple[Slot, list]:
     contested = []
     for waiting in slot.waiting:
         if waiting.contested or takes_back(waiting.payment) or _contested(waiting.payment, event.invoice_id):
-            contested.append(Waiting(waiting.payment, waiting.reported, True))  # for the cascade, at the tick
+            contested.append(waiting._replace(contested=True))  # for the cascade, at the tick
             continue
         outcome = _decide(waiting.payment, _reference(waiting.payment), issued)
         outputs.append(outcome)
@@ -186,9 +188,9 @@ def on_day(slot: Slot, today: date) -> tuple[Slot, list]:
     """A new business day. A payment parked for the cascade sets out as a ``PaymentProbe``
     (or, with nothing to look up, is reported unmatched) and leaves the slot; one waiting
     for its reference is reported unmatched (once) and keeps waiting, for ``WAITS`` after
-    it was booked; then only the unmatched queue holds it."""
+    that; then only the unmatched queue holds it."""
     if all(w.reported and not w.contested for w in slot.waiting):
-        kept = tuple(w for w in slot.waiting if w.payment.booking_date + WAITS >= today)
+        kept = tuple(w for w in slot.waiting if _still_waits(w, today))
         return (slot if len(kept) == len(slot.waiting) else slot._replace(waiting=kept)), []
     outputs: list = []
     kept = []
@@ -199,14 +201,18 @@ def on_day(slot: Slot, today: date) -> tuple[Slot, list]:
         elif takes_back(w.payment) or _valid_reference(w.payment) is None:
             outputs.append(cascade.probe_for(w.payment))
         elif w.reported:
-            if w.payment.booking_date + WAITS >= today:
+            if _still_waits(w, today):
                 kept.append(w)
         else:
             outputs.append(_unmatched(w.payment, f"no invoice carries reference {_reference(w.payment)} (yet): the "
                                                  "payment waits and is matched when an invoice with that reference "
                                                  "is issued"))
-            kept.append(Waiting(w.payment, True))
+            kept.append(Waiting(w.payment, True, False, today))
     return slot._replace(waiting=tuple(kept)), outputs
+
+
+def _still_waits(waiting: Waiting, today: date) -> bool:
+    return (waiting.since or waiting.payment.booking_date) + WAITS >= today
 
 
 def on_allocated(slot: Slot, event: ev.PaymentAllocated) -> tuple[Slot, list]:

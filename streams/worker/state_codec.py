@@ -112,7 +112,7 @@ def decode_state(data: bytes) -> DebtorState:
 
 # A slot with an invoice and no payment waiting, by far the most common, keeps the short
 # form "debtor<US>invoice<US>currency"; a slot with payments waiting is <RS> + a JSON array
-# [format, entry or null, [[reported, payment, contested], ...]], the payments in their JSON form; an
+# [format, entry or null, [[reported, payment, contested, since], ...]], the payments in their JSON form; an
 # index entry (``cascade.Known``) is <STX> + a JSON array. Ids
 # are printable, so neither tag can begin the short form; a waiting slot written before the
 # tag began with "[" and holds no <US> (JSON escapes it). An index entry's array is flat:
@@ -128,7 +128,8 @@ def encode_slot(slot: Slot | Known) -> bytes:
     entry = None if slot.debtor_id is None else [slot.debtor_id, slot.invoice_id, slot.currency]
     if not slot.waiting and entry is not None:
         return _SEPARATOR.join(entry).encode()
-    return _WAITING + orjson.dumps([FORMAT, entry, [[w.reported, event_to_json(w.payment), w.contested]
+    return _WAITING + orjson.dumps([FORMAT, entry, [[w.reported, event_to_json(w.payment), w.contested,
+                                                     _opt_ord(w.since)]
                                                     for w in slot.waiting]])
 
 
@@ -147,4 +148,5 @@ def decode_slot(data: bytes) -> Slot | Known:
     if fmt != FORMAT:
         raise ValueError(f"slot format {fmt} is not supported (expected {FORMAT})")
     return Slot(*(entry or (None, None, None)),
-                waiting=tuple(Waiting(event_from_json(w[1]), w[0], w[2] if len(w) > 2 else False) for w in waiting))
+                waiting=tuple(Waiting(event_from_json(w[1]), w[0], w[2] if len(w) > 2 else False,
+                                      _opt_day(w[3]) if len(w) > 3 else None) for w in waiting))
