@@ -30,7 +30,18 @@ from streams.core.limits import update_limit_state
 from streams.core.policy import Policy
 from streams.core.references import normalise
 from streams.core.reversals import reversed_payment
-from streams.core.state import Booked, Debtor, DebtorState, Dispute, Item, Promise, booked_record
+from streams.core.state import (
+    BOOKED_CREDIT,
+    BOOKED_EVENT_ID,
+    BOOKED_PORTIONS,
+    Booked,
+    Debtor,
+    DebtorState,
+    Dispute,
+    Item,
+    Promise,
+    booked_record,
+)
 
 # How long settled invoices, settled promises and the ids of applied payments are
 # kept: long enough to recognise any redelivery, short enough to bound state.
@@ -214,17 +225,26 @@ def _invoice(event: ev.InvoiceIssued, state: DebtorState):
                         0, 0, reference))
     if state.credit_minor:  # credit on account pays the new invoice first: nothing else is open
         _use_credit(state)
-    # The index entries the matcher finds the invoice by: its payment reference and its number
-    # (one event written under both keys), or its number alone.
+    entry = _index_entry(event.invoice_id, reference)
+    if entry is None:
+        return []
+    key, kind, number = entry
+    prefix = "ref:" if kind == cascade.REFERENCE else "number:"
     # event_id, reference, debtor_id, invoice_id, currency, kind, number
-    number = cascade.number_token(event.invoice_id)
+    return [ev.ReferenceIssued(prefix + event.event_id, key, state.debtor_id, event.invoice_id, event.currency,
+                               kind, number)]
+
+
+def _index_entry(invoice_id: str, reference: str | None) -> tuple[str, str, str | None] | None:
+    """What the matcher finds an invoice by, for its ``ReferenceIssued`` and, once it is let
+    go of, its ``ReferenceRetired`` (the same keys): its payment reference and its number (one
+    event written under both keys), or its number alone, as (reference, kind, number)."""
+    number = cascade.number_token(invoice_id)
     if reference:
-        return [ev.ReferenceIssued(f"ref:{event.event_id}", reference, state.debtor_id, event.invoice_id,
-                                   event.currency, cascade.REFERENCE, number)]
+        return reference, cascade.REFERENCE, number
     if number:
-        return [ev.ReferenceIssued(f"number:{event.event_id}", number, state.debtor_id, event.invoice_id,
-                                   event.currency, cascade.NUMBER)]
-    return []
+        return number, cascade.NUMBER, None
+    return None
 
 
 def _credit_note(event: ev.CreditNoteIssued, state: DebtorState):
@@ -386,7 +406,7 @@ def _reverse(state: DebtorState, payment: Booked, reversal: ev.PaymentProbe, why
     if left:  # its invoices are kept while it is (``_prune``): only an earlier version's state lacks one
         raise ev.InvalidEvent(f"{left:,} of its {payment.amount_minor:,} is on no invoice this debtor holds",
                               "amount_minor")
-    state.payments = tuple(b for b in state.payments if b[0] != payment.event_id)  # by its event id
+    state.payments = tuple(b for b in state.payments if b[BOOKED_EVENT_ID] != payment.event_id)
     if state.credit_minor and state.open_minor:  # credit from other money pays what is open again (BW 6:43)
         _use_credit(state)
     if payment.promised:
@@ -412,8 +432,8 @@ def _use_credit(state: DebtorState) -> None:
         return
     portions = list(paid.items())  # (invoice, amount), in the order the credit paid them
     records = []
-    for record in state.payments:  # booked_record: credit_minor at 5, the portions from 7
-        credit = record[5]
+    for record in state.payments:
+        credit = record[BOOKED_CREDIT]
         if not (credit and spent):
             records.append(record)
             continue
@@ -428,7 +448,7 @@ def _use_credit(state: DebtorState) -> None:
             portions[0] = (invoice_id, amount - part)
             if portions[0][1] == 0:
                 portions.pop(0)
-        records.append((*record[:5], credit - taken, *record[6:], *added))
+        records.append((*record[:BOOKED_CREDIT], credit - taken, *record[BOOKED_CREDIT + 1:], *added))
     state.payments = tuple(records)
 
 
@@ -602,14 +622,15 @@ def _prune(state: DebtorState, today: date, first_day: bool, outputs: Outputs) -
     if seen and min(seen.values()) < horizon:
         state.seen = seen = {seen_id: on for seen_id, on in seen.items() if on >= horizon}
         if state.payments:  # a payment is kept as long as its id is
-            state.payments = tuple(b for b in state.payments if b[0] in seen)  # by its event id
+            state.payments = tuple(b for b in state.payments if b[BOOKED_EVENT_ID] in seen)
     # A settled invoice stays until its due date is past the horizon, so that a
     # redelivered InvoiceIssued is still recognised as a duplicate, and as long as a payment
     # that paid it is kept (a reversal reopens it). Items are in due order: only if the
     # first is past the horizon can any go; the matcher's index entries go with them.
     items = state.items
     if items and next(iter(items.values())).due_date < horizon:
-        paid_by_kept = {record[i] for record in state.payments for i in range(7, len(record), 2)}  # for reversals
+        paid_by_kept = {invoice_id for record in state.payments  # for reversals
+                        for invoice_id in record[BOOKED_PORTIONS::2]}
         kept = {key: i for key, i in items.items() if i.open_minor or i.due_date >= horizon or key in paid_by_kept}
         if len(kept) < len(items):
             outputs += filter(None, (_retired(state.debtor_id, i) for key, i in items.items() if key not in kept))
@@ -618,14 +639,12 @@ def _prune(state: DebtorState, today: date, first_day: bool, outputs: Outputs) -
 
 def _retired(debtor_id: str, item: Item) -> ev.ReferenceRetired | None:
     """The index entries of an invoice no longer kept, under the keys ``_invoice`` issued them."""
-    number = cascade.number_token(item.invoice_id)
+    entry = _index_entry(item.invoice_id, item.payment_reference)
+    if entry is None:
+        return None
+    key, kind, number = entry
     # event_id, reference, debtor_id, invoice_id, kind, number
-    if item.payment_reference:
-        return ev.ReferenceRetired(f"retired:{item.event_id}", item.payment_reference, debtor_id, item.invoice_id,
-                                   cascade.REFERENCE, number)
-    if number:
-        return ev.ReferenceRetired(f"retired:{item.event_id}", number, debtor_id, item.invoice_id, cascade.NUMBER)
-    return None
+    return ev.ReferenceRetired(f"retired:{item.event_id}", key, debtor_id, item.invoice_id, kind, number)
 
 
 def _promise_event(event_type, state: DebtorState, promise: Promise):

@@ -101,6 +101,10 @@ class Booked(NamedTuple):
                    _pairs(promised))
 
 
+# Where a booked_record keeps its event id, its credit on account and the start of its portions.
+BOOKED_EVENT_ID, BOOKED_CREDIT, BOOKED_PORTIONS = 0, 5, 7
+
+
 def booked_record(event_id: str, transaction_id: str, booking_date: date, amount_minor: int,
                   payer_iban: Optional[str], portions: dict[str, int], credit_minor: int,
                   promised: list[tuple[str, int]]) -> tuple:
