@@ -77,6 +77,9 @@ class Debtor(Base):
     aging_61_90_minor: Mapped[int] = mapped_column(Money)
     aging_over_90_minor: Mapped[int] = mapped_column(Money)
     credit_limit_minor: Mapped[int | None] = mapped_column(Money)
+    # balance_minor is principal_open_minor + costs_open_minor - credit_minor
+    principal_open_minor: Mapped[int] = mapped_column(Money, server_default="0")
+    costs_open_minor: Mapped[int] = mapped_column(Money, server_default="0")
     utilisation_bp: Mapped[int | None] = mapped_column(BigInteger)
     limit_state: Mapped[str] = mapped_column(String(16))
     email: Mapped[str | None] = mapped_column(String(255))
@@ -101,7 +104,10 @@ class OpenItem(Base):
     paid_minor: Mapped[int] = mapped_column(Money)
     credited_minor: Mapped[int] = mapped_column(Money)
     disputed_minor: Mapped[int] = mapped_column(Money)
-    open_minor: Mapped[int] = mapped_column(Money)
+    open_minor: Mapped[int] = mapped_column(Money)  # principal_open_minor + costs_open_minor
+    principal_open_minor: Mapped[int] = mapped_column(Money, server_default="0")
+    costs_minor: Mapped[int] = mapped_column(Money, server_default="0")  # collection costs booked
+    costs_open_minor: Mapped[int] = mapped_column(Money, server_default="0")
     dunning_step: Mapped[int] = mapped_column(Integer)
     paused: Mapped[str | None] = mapped_column(String(16))
     payment_reference: Mapped[str | None] = mapped_column(String(64))

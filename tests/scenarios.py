@@ -35,6 +35,7 @@ from schwifty import IBAN
 from streams.core import events as ev
 from streams.core.dunning import action_id_for
 from streams.core.references import betalingskenmerk_for
+from streams.core.terms import term_ends_on
 
 BASE = date(2025, 3, 3)  # day 0 of every scenario, a Monday
 SHARED_PAYER = "NL91ABNA0417164300"
@@ -281,7 +282,7 @@ def overdue_invoice_walks_the_workflow() -> Scenario:
             day(15): [("first reminder", 10_000)],
             day(28): [("second reminder", 10_000)],
             day(35): [("call", 10_000)],
-            day(44): [("final notice", 10_000)],
+            day(44): [("final notice", 14_000)],  # with the 40.00 a business owes from then (b2b_costs: minimum)
         }
         # The reminder names the invoice and how to reach the debtor.
         assert out.action("WALK-1", "first reminder") == ev.DunningActionDue(
@@ -289,14 +290,16 @@ def overdue_invoice_walks_the_workflow() -> Scenario:
             debtor_id="WALK-1", business_date=day(15), workflow="business", step=2, step_name="first reminder",
             channel="email", template="first_reminder", tone="neutral", language="nl", debtor_name="Buyer BV",
             debtor_kind="B2B", currency="EUR", total_minor=10_000,
-            items=(ev.ActionItem("INV-1", day(14), 10_000, 1, reference),),
+            items=(ev.ActionItem("INV-1", day(14), 10_000, 1, reference, principal_minor=10_000),),
             email="ap@buyer.example", phone="+31201234567", collection_costs_minor=0,
         )
         final = out.action("WALK-1", "final notice")
-        assert (final.term_days, final.collection_costs_minor) == (15, 4_000)  # WIK on 100.00: the 40.00 minimum
+        assert (final.term_days, final.collection_costs_minor) == (15, 4_000)  # the 40.00 minimum, booked
+        assert [(i.principal_minor, i.costs_minor, i.open_minor) for i in final.items] == [(10_000, 4_000, 14_000)]
         snap = out.snapshot("WALK-1")
         assert (snap.business_date, snap.balance_minor, snap.overdue_minor, snap.workflow) == (
-            day(44), 10_000, 10_000, "business")
+            day(44), 14_000, 14_000, "business")
+        assert (snap.principal_open_minor, snap.costs_open_minor) == (10_000, 4_000)
         assert [(i.invoice_id, i.dunning_step) for i in snap.items] == [("INV-1", 5)]
         assert (out.refused, out.alerts["WALK-1"], out.matched, out.unmatched) == (set(), [], {}, {})
 
@@ -316,12 +319,19 @@ def late_imported_invoice_keeps_the_letter_and_its_term() -> Scenario:
         # Saturday is King's Day, Sunday and Monday carry no post: received Tuesday 29 April.
         # Its 15-day term runs to 14 May; the hand-over comes the day after (day 73).
         assert day(52) == date(2025, 4, 24) and day(73) == date(2025, 5, 15)
+        # The costs the letter announced are booked the day after its term (day 73, before the
+        # hand-over that day), and the hand-over carries them.
         assert out.dunned("LATE-1") == {day(50): [("first reminder", 10_000)], day(51): [("sms", 10_000)],
-                                        day(52): [("14-day letter", 10_000)], day(73): [("collection", 10_000)]}
+                                        day(52): [("14-day letter", 10_000)], day(73): [("collection", 14_000)]}
         letter = out.action("LATE-1", "14-day letter")
         assert (letter.channel, letter.term_days, letter.collection_costs_minor) == ("letter", 15, 4_000)
+        assert [i.costs_minor for i in letter.items] == [0]  # announced, not booked
+        handover = out.action("LATE-1", "collection")
+        assert handover.collection_costs_minor == 4_000
+        assert [(i.principal_minor, i.costs_minor) for i in handover.items] == [(10_000, 4_000)]
         snap = out.snapshot("LATE-1")
-        assert (snap.business_date, snap.balance_minor, snap.overdue_minor) == (day(80), 10_000, 10_000)
+        assert (snap.business_date, snap.balance_minor, snap.overdue_minor) == (day(80), 14_000, 14_000)
+        assert (snap.principal_open_minor, snap.costs_open_minor) == (10_000, 4_000)
         assert [(i.invoice_id, i.dunning_step) for i in snap.items] == [("INV-1", 5)]
         assert (out.refused, out.alerts["LATE-1"]) == (set(), [])
 
@@ -519,10 +529,11 @@ def promise_kept() -> Scenario:
             ("KEPT-1", "INV-1", 10_000)]
         # The promised invoice waits; the other walks the workflow.
         assert out.invoices_by_date("KEPT-2") == {d: [["INV-B"]] for d in (day(11), day(15), day(28), day(35), day(44))}
-        assert {a.total_minor for a in out.actions["KEPT-2"]} == {4_000}
+        # the final notice books the 40.00 a business owes
+        assert [a.total_minor for a in out.actions["KEPT-2"]] == [4_000, 4_000, 4_000, 4_000, 8_000]
         assert out.paused("KEPT-2") == {"INV-A": "promise", "INV-B": None}
         assert [p.status for p in out.snapshot("KEPT-2").promises] == ["running"]
-        assert out.snapshot("KEPT-2").balance_minor == 10_000
+        assert out.snapshot("KEPT-2").balance_minor == 14_000
         assert (out.alerts["KEPT-2"], out.refused, out.unmatched) == ([], set(), {})
 
     return f.scenario("promise kept", expect)
@@ -625,6 +636,56 @@ def consumer_letter_with_statutory_costs() -> Scenario:
     return f.scenario("consumer 14-day letter with statutory collection costs", expect)
 
 
+def consumer_costs_booked_once_the_letters_term_has_passed() -> Scenario:
+    f = Feed("term", 15)
+    f.register("TERM-1", "B2C")  # two invoices in one letter, not paid
+    f.register("TERM-2", "B2C")  # pays part within the term, the rest after the costs are booked
+    f.register("TERM-3", "B2C")  # pays in full within the term
+    f.until(0)
+    f.invoice("TERM-1", "INV-A", due=day(14), amount_minor=200_000)
+    f.invoice("TERM-1", "INV-B", due=day(14), amount_minor=100_000)
+    f.invoice("TERM-2", "INV-A", due=day(14), amount_minor=200_000, reference=f.ref(1))
+    f.invoice("TERM-3", "INV-A", due=day(14), amount_minor=200_000, reference=f.ref(2))
+    f.until(35)  # the letter goes out on day 31 (due + 17)
+    f.pay(f.ref(1), 50_000)
+    f.pay(f.ref(2), 200_000)
+    f.until(60)
+    f.pay(f.ref(1), 30_000)
+    f.until(62)
+    posted = day(31)
+    term_ends = term_ends_on(posted, "letter", 15)
+
+    def expect(out: Outcome) -> None:
+        for debtor_id in ("TERM-1", "TERM-2", "TERM-3"):
+            letter = out.action(debtor_id, "14-day letter")
+            assert letter.business_date == posted and [i.costs_minor for i in letter.items] == [0] * len(letter.items)
+        # The letter announces the costs on the sum of its invoices: 425.00 on 3,000.00.
+        assert out.action("TERM-1", "14-day letter").collection_costs_minor == 42_500
+        assert out.action("TERM-2", "14-day letter").collection_costs_minor == 30_000
+        # Unpaid after the term: booked the day after it, spread over the letter's invoices, and the
+        # hand-over (due on day 54, waiting for the term) carries them.
+        handover = out.action("TERM-1", "collection")
+        assert handover.business_date == max(day(54), term_ends + timedelta(days=1))
+        assert [(i.invoice_id, i.principal_minor, i.costs_minor) for i in handover.items] == [
+            ("INV-A", 200_000, 28_333), ("INV-B", 100_000, 14_167)]
+        assert (handover.total_minor, handover.collection_costs_minor) == (342_500, 42_500)
+        snap = out.snapshot("TERM-1")
+        assert (snap.principal_open_minor, snap.costs_open_minor, snap.balance_minor) == (300_000, 42_500, 342_500)
+        # 500.00 paid within the term: the costs are those on the 1,500.00 left, 225.00. The 300.00
+        # paid after the hand-over goes to the costs first, then 75.00 to the principal (BW 6:44).
+        handover = out.action("TERM-2", "collection")
+        assert [(i.principal_minor, i.costs_minor) for i in handover.items] == [(150_000, 22_500)]
+        [item] = out.snapshot("TERM-2").items
+        assert (item.paid_minor, item.costs_minor, item.costs_open_minor, item.principal_open_minor,
+                item.open_minor) == (57_500, 22_500, 0, 142_500, 142_500)
+        # Paid in full within the term: no costs, no hand-over.
+        assert [a.step_name for a in out.actions["TERM-3"]][-1] == "14-day letter"
+        assert (out.snapshot("TERM-3").balance_minor, out.snapshot("TERM-3").items) == (0, ())
+        assert (out.refused, out.unmatched) == (set(), {})
+
+    return f.scenario("consumer costs booked once the letter's term has passed", expect)
+
+
 def invoices_at_the_same_step_share_one_action() -> Scenario:
     f = Feed("same", 10)
     f.register("SAME-1")  # two invoices due on the same day
@@ -706,6 +767,7 @@ SCENARIOS: tuple[Scenario, ...] = tuple(build() for build in (
     promise_broken,
     credit_limit_warning_breach_cleared,
     consumer_letter_with_statutory_costs,
+    consumer_costs_booked_once_the_letters_term_has_passed,
     invoices_at_the_same_step_share_one_action,
     refused_events_are_set_aside_and_the_rest_goes_on,
     intercompany_is_never_dunned,

@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 
 from streams.core import events as ev
 from streams.core.pipeline import Pipeline
+from streams.core.policy import HANDOVER_CHANNEL
 from streams.core.references import betalingskenmerk_for, rf_for
 from streams.core.snapshot import snapshot
 from streams.core.state import DebtorState
+from streams.core.terms import term_ends_on
 from tests.scenario import sample_policy
 
 POLICY = sample_policy()
@@ -223,13 +225,18 @@ def action_ids(outputs: list[list]) -> list[str]:
 # --------------------------------------------------------------------------- what must hold after each event
 
 
-def open_of(item) -> int:
+def principal_of(item) -> int:
     return item.amount_minor - item.paid_minor - item.credited_minor
+
+
+def open_of(item) -> int:
+    return principal_of(item) + item.costs_minor - item.costs_paid_minor
 
 
 def check_figures(state: DebtorState) -> None:
     open_total = sum(open_of(item) for item in state.items.values())
-    assert all(open_of(item) >= 0 for item in state.items.values())
+    assert all(principal_of(item) >= 0 for item in state.items.values())
+    assert all(0 <= item.costs_paid_minor <= item.costs_minor for item in state.items.values())
     assert state.open_minor == open_total  # kept in step, not summed
     assert list(state.items.values()) == sorted(state.items.values(), key=lambda i: (i.due_date, i.invoice_id))
     assert state.balance_minor == open_total - state.credit_minor
@@ -286,6 +293,35 @@ def test_figures_add_up_and_actions_never_name_what_may_not_be_dunned(events):
 
 @PROPERTY_SETTINGS
 @given(histories())
+def test_a_consumer_owes_costs_and_is_handed_over_only_after_the_letters_term(events):
+    letters: dict[tuple[str, str], tuple[date, int]] = {}  # (debtor, invoice) -> (last day of its term, costs named)
+
+    def check(pipeline: Pipeline, emitted: list) -> None:
+        for output in emitted:
+            if not (isinstance(output, ev.DunningActionDue) and output.debtor_kind == "B2C"):
+                continue
+            if output.channel == HANDOVER_CHANNEL:
+                for named in output.items:
+                    ends, _ = letters[(output.debtor_id, named.invoice_id)]
+                    assert ends < output.business_date, "handed over before the letter's term ran out"
+            elif output.collection_costs_minor and output.term_days:
+                ends = term_ends_on(output.business_date, output.channel, output.term_days)
+                for named in output.items:
+                    letters[(output.debtor_id, named.invoice_id)] = (ends, output.collection_costs_minor)
+        for state in pipeline.debtors.values():
+            if state.debtor is None or state.debtor.kind != "B2C":
+                continue
+            for item in state.items.values():
+                if item.costs_minor:
+                    ends, named = letters[(state.debtor_id, item.invoice_id)]
+                    assert ends < state.today, "costs booked within the letter's term"
+                    assert item.costs_minor <= named, "more costs than the letter named"
+
+    run(events, after_each=check)
+
+
+@PROPERTY_SETTINGS
+@given(histories())
 def test_every_euro_received_is_on_an_invoice_or_credit_on_account(events):
     pipeline, outputs = run(events)
     received: dict[str, int] = defaultdict(int)
@@ -296,7 +332,7 @@ def test_every_euro_received_is_on_an_invoice_or_credit_on_account(events):
     for money in {o.event_id: o for emitted in outputs for o in emitted if isinstance(o, ev.PaymentReversed)}.values():
         received[money.debtor_id] -= money.amount_minor
     for debtor_id, state in pipeline.debtors.items():
-        booked = sum(i.paid_minor + i.credited_minor for i in state.items.values()) + state.credit_minor
+        booked = sum(i.paid_minor + i.costs_paid_minor + i.credited_minor for i in state.items.values()) + state.credit_minor
         assert booked == received[debtor_id], debtor_id
 
 

@@ -49,7 +49,8 @@ LINES = {
                          "tone": "friendly", "language": "nl", "debtor_name": "Bakkerij Jansen B.V.",
                          "debtor_kind": "B2B", "currency": "EUR", "total_minor": 121000,
                          "items": [{"invoice_id": "INV-1", "due_date": "2025-03-01", "open_minor": 121000,
-                                    "days_overdue": 13, "payment_reference": "RF18539007547034"}],
+                                    "days_overdue": 13, "payment_reference": "RF18539007547034",
+                                    "principal_minor": 117000, "costs_minor": 4000}],
                          "email": "ap@jansen.nl", "collection_costs_minor": 4000},
     "LimitWarning": {"event_id": "e12", "debtor_id": "D-1", "business_date": D, "credit_limit_minor": 500000,
                      "exposure_minor": 410000, "utilisation_bp": 8200, "currency": "EUR", "source": "own"},
@@ -78,7 +79,8 @@ LINES = {
                        "items": [{"invoice_id": "INV-1", "issue_date": "2025-03-01", "due_date": "2025-03-31",
                                   "amount_minor": 1000, "paid_minor": 0, "credited_minor": 0, "disputed_minor": 0,
                                   "open_minor": 1000, "dunning_step": 0, "paused": "promise",
-                                  "payment_reference": None}],
+                                  "payment_reference": None, "principal_open_minor": 1000, "costs_minor": 0,
+                                  "costs_open_minor": 0}],
                        "disputes": [{"dispute_id": "DS-1", "invoice_id": "INV-1", "kind": "dispute",
                                      "amount_minor": 1000, "opened_on": D, "reason": None, "owner": None}],
                        "promises": [{"promise_id": "P-1", "made_on": D, "promised_date": "2025-03-28",
@@ -126,7 +128,7 @@ def test_values_become_python_objects_and_defaults_apply():
     promise = parse_json_line(_line("PromiseToPayMade"), 1)
     assert promise.invoice_ids == ("INV-1", "INV-2")
     action = parse_json_line(_line("DunningActionDue"), 1)
-    assert action.items == (ev.ActionItem("INV-1", date(2025, 3, 1), 121000, 13, "RF18539007547034"),)
+    assert action.items == (ev.ActionItem("INV-1", date(2025, 3, 1), 121000, 13, "RF18539007547034", 117000, 4000),)
     dead = parse_json_line(_line("DeadLetter"), 1)
     assert dead.original_value == b'{"a":1}'
     assert dead.failed_at == datetime(2025, 3, 14, 9, 0, tzinfo=timezone.utc)

@@ -182,6 +182,22 @@ def test_final_notice_by_letter_speaks_of_the_letter():
     assert "dit bericht" not in body
 
 
+@pytest.mark.parametrize("language, includes, part", [
+    ("nl", "Het totaalbedrag bevat € 40,00 aan buitengerechtelijke incassokosten", "(waarvan incassokosten € 40,00)"),
+    ("en", "The total amount includes €40.00 of extrajudicial collection costs", "(of which collection costs €40.00)"),
+])
+def test_costs_booked_are_named_as_part_of_the_total_not_threatened(language, includes, part):
+    items = (ActionItem("2025-0042", date(2025, 3, 3), 169625, 30, "5000056789012345", 165625, 4000),)
+    action = make_action(template="final_notice", language=language, debtor_kind="B2B", items=items,
+                         total_minor=169625, collection_costs_minor=4000, term_days=15)
+
+    body = render_message(action).body_text
+
+    assert includes in body
+    assert part in body
+    assert "zijn wij genoodzaakt" not in body and "we will charge" not in body
+
+
 def test_final_notice_without_costs_names_none():
     body = render_message(make_action(template="final_notice")).body_text
 

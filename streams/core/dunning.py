@@ -8,7 +8,12 @@ Rules, per open invoice of a debtor that follows a workflow:
 - the disputed part of an invoice is not dunned, and an invoice covered by a running
   promise to pay is not dunned at all;
 - all invoices reaching the same step on the same day share one action, which fires
-  only if their total reaches the workflow's minimum amount.
+  only if their total reaches the workflow's minimum amount;
+- a step that claims the collection costs books them: for a business when it fires (by
+  the workflow's ``b2b_costs``), for a consumer once the term its 14-day letter gave has
+  passed unpaid, on what is still open then (BW 6:96 lid 6; the letter's invoices
+  together, their costs spread over them); a consumer is handed over to collection only
+  after such a letter.
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ from __future__ import annotations
 import hashlib
 from datetime import date
 
-from streams.core.collection_costs import statutory_collection_costs
+from streams.core.collection_costs import CostsTable, spread
 from streams.core.events import ActionItem, DunningActionDue
-from streams.core.policy import Workflow
+from streams.core.policy import HANDOVER_CHANNEL, Workflow
 from streams.core.state import DebtorState, Item
 from streams.core.terms import term_ends_on
 
@@ -32,6 +37,12 @@ def action_id_for(debtor_id: str, workflow: str, step: int, invoice_ids: list[st
 def dunnable_minor(state: DebtorState, item: Item) -> int:
     """What may be asked for now: the open amount less what is disputed."""
     return item.open_minor - state.disputed_minor(item.invoice_id)
+
+
+def principal_dunnable_minor(state: DebtorState, item: Item) -> int:
+    """What may be asked for now of the principal: costs are never disputed."""
+    disputed = state.disputed_minor(item.invoice_id) if state.disputes else 0
+    return max(0, item.principal_open_minor - disputed)
 
 
 def is_promised(state: DebtorState, invoice_id: str) -> bool:
@@ -51,31 +62,74 @@ def term_runs_until(item: Item, workflow: Workflow) -> date | None:
     return term_ends_on(item.last_step_date, step.channel, step.term_days)
 
 
+def letter_costs_pending(item: Item, workflow: Workflow) -> bool:
+    """The item's last step was a letter that announced the collection costs, not booked yet."""
+    return item.dunning_step in workflow.after_costs_step and not item.costs_minor and item.principal_open_minor > 0
+
+
 def next_move(item: Item, workflow: Workflow, today: date) -> int:
     """The first date (ordinal) from ``today`` on which the item's step could move, by the
     dates alone: when it reaches the offset of its next step (skipping a reminder meant for
     before its due date is such a move too), but not twice on one day, and not before the
-    term the last step gave has run out."""
+    term the last step gave has run out; or when the costs a letter announced become due."""
     position = item.dunning_step
-    if position >= len(workflow.offsets):
-        return NEVER
-    at = item.due_date.toordinal() + workflow.offsets[position]
-    if item.last_step_date == today:
-        at = max(at, today.toordinal() + 1)
-    term = term_runs_until(item, workflow)
-    if term is not None:
+    if position < len(workflow.offsets):
+        at = item.due_date.toordinal() + workflow.offsets[position]
+        if item.last_step_date == today:
+            at = max(at, today.toordinal() + 1)
+        term = term_runs_until(item, workflow)
+        if term is None:
+            return at
         at = max(at, term.toordinal() + 1)
+    else:
+        at = NEVER
+        term = term_runs_until(item, workflow) if letter_costs_pending(item, workflow) else None
+        if term is None:
+            return at
+    if term >= today and letter_costs_pending(item, workflow):
+        at = min(at, term.toordinal() + 1)
     return at
 
 
-def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: list) -> None:
+def book_letter_costs(state: DebtorState, workflow: Workflow, today: date, table: CostsTable) -> None:
+    """A consumer's 14-day letters whose term has passed: the costs they announced, booked on
+    what is still open (a partial payment within the term lowers them), the brackets over the
+    sum of each letter's invoices. Not while a promise holds the invoice: what ends the
+    promise looks again."""
+    letters: dict[tuple, list[tuple[str, int]]] = {}
+    after_costs = workflow.after_costs_step
+    for item in state.items.values():
+        if item.dunning_step not in after_costs or item.costs_minor:  # most items: written out, a call each is dear
+            continue
+        if letter_costs_pending(item, workflow) and not (state.promises and is_promised(state, item.invoice_id)):
+            term = term_runs_until(item, workflow)
+            if term is not None and term < today:
+                principal = principal_dunnable_minor(state, item)
+                if principal:
+                    letters.setdefault((item.dunning_step, item.last_step_date), []).append(
+                        (item.invoice_id, principal))
+    for principals in letters.values():
+        parts = spread(table.costs(sum(principal for _, principal in principals)), principals)
+        for invoice_id, part in parts.items():
+            item = state.items[invoice_id]
+            state.replace_item(item, item.with_costs(part))
+
+
+def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: list,
+                table: CostsTable) -> None:
     """Append the actions due today to ``outputs`` and move the invoices' steps on
     ``state`` (a copy the ledger made: its items are replaced, not changed). Also notes
     on ``state`` until when nothing can move (``steps_quiet_until``): items held by a
     dispute or a promise do not count, as what releases them makes the ledger look at
     every item anyway."""
+    debtor = state.debtor
+    assert debtor is not None
+    consumer = debtor.kind == "B2C"
+    if consumer and workflow.after_costs_step:
+        book_letter_costs(state, workflow, today, table)
     steps = workflow.steps
     offsets = workflow.offsets
+    after_costs = workflow.after_costs_step
     n_steps = len(offsets)
     today_ord = today.toordinal()
     tomorrow = today_ord + 1
@@ -86,6 +140,8 @@ def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: li
     for item in state.items.values():
         position = item.dunning_step
         if position >= n_steps:
+            if position in after_costs:
+                quiet = min(quiet, next_move(item, workflow, today))  # the costs its letter announced
             continue
         if item.last_step_date == today:
             quiet = min(quiet, next_move(item, workflow, today))
@@ -102,10 +158,15 @@ def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: li
                 continue
         if not fires and position == item.dunning_step:
             quiet = min(quiet, due + offsets[position])  # a lower bound of next_move, on dates alone
+            if position in after_costs:
+                quiet = min(quiet, next_move(item, workflow, today))  # the costs its letter announced
             continue
         amount = dunnable_minor(state, item)
         if amount <= 0 or is_promised(state, item.invoice_id):
             continue
+        if fires and consumer and steps[position].channel == HANDOVER_CHANNEL and not workflow.costs_letter_before(
+                position):
+            continue  # never handed over without the 14-day letter (BW 6:96 lid 6): a policy warning says so
         if position != item.dunning_step:
             item = moved[item.invoice_id] = item.at_step(position, item.last_step_date)
         if fires:
@@ -113,8 +174,6 @@ def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: li
         elif position < n_steps:
             quiet = min(quiet, due + offsets[position])
 
-    debtor = state.debtor
-    assert debtor is not None
     for position in sorted(firing):
         group = firing[position]
         total = sum(amount for _, amount in group)
@@ -122,6 +181,22 @@ def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: li
             quiet = tomorrow  # together with invoices reaching this step later, it may do
             continue
         step = steps[position]
+        announced = 0
+        if step.collection_costs and consumer:
+            announced = table.costs(sum(principal_dunnable_minor(state, item) for item, _ in group
+                                        if not item.costs_minor))
+        elif step.collection_costs:  # a business owes them from the day after the due date: booked now
+            charged = []
+            for item, amount in group:
+                if not item.costs_minor:
+                    costs = table.b2b(workflow.b2b_costs, principal_dunnable_minor(state, item))
+                    if costs:
+                        item = moved[item.invoice_id] = item.with_costs(costs)
+                        amount += costs
+                        state.open_minor += costs  # the items are replaced below
+                charged.append((item, amount))
+            group = charged
+            total = sum(amount for _, amount in group)
         action_items = tuple(
             ActionItem(
                 invoice_id=item.invoice_id,
@@ -129,6 +204,8 @@ def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: li
                 open_minor=amount,
                 days_overdue=(today - item.due_date).days,
                 payment_reference=item.payment_reference,
+                principal_minor=amount - item.costs_open_minor,
+                costs_minor=item.costs_open_minor,
             )
             for item, amount in group
         )
@@ -153,7 +230,7 @@ def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: li
                 items=action_items,
                 email=debtor.email,
                 phone=debtor.phone,
-                collection_costs_minor=statutory_collection_costs(total) if step.collection_costs else 0,
+                collection_costs_minor=announced + sum(item.costs_minor for item in action_items),
                 term_days=step.term_days,
             )
         )

@@ -283,6 +283,8 @@ class ActionItem:
     open_minor: int
     days_overdue: int
     payment_reference: Optional[str] = None
+    principal_minor: int = 0  # of open_minor: the principal asked for
+    costs_minor: int = 0  # of open_minor: the collection costs booked on the invoice
 
 
 @event
@@ -304,7 +306,9 @@ class DunningActionDue:
     items: tuple[ActionItem, ...]
     email: Optional[str] = None
     phone: Optional[str] = None
-    collection_costs_minor: int = 0  # statutory (WIK) costs the message may name
+    # The collection costs the message names: those booked on its invoices (included in
+    # total_minor), or those a consumer's 14-day letter announces if its term passes unpaid.
+    collection_costs_minor: int = 0
     term_days: int = 0  # days the message gives to pay, from the day after receipt
 
 
@@ -418,6 +422,9 @@ class SnapshotItem:
     dunning_step: int  # 0: no step fired yet
     paused: Optional[str] = None  # "dispute", "promise" or None
     payment_reference: Optional[str] = None
+    principal_open_minor: int = 0  # open_minor is principal_open_minor + costs_open_minor
+    costs_minor: int = 0  # collection costs booked on the invoice
+    costs_open_minor: int = 0
 
 
 @event
@@ -470,6 +477,8 @@ class DebtorSnapshot:
     phone: Optional[str] = None
     branch: Optional[str] = None
     salesperson: Optional[str] = None
+    principal_open_minor: int = 0  # of the open items: balance_minor is principal and costs less credit
+    costs_open_minor: int = 0  # collection costs booked and still open
 
 
 @event

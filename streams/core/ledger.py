@@ -160,7 +160,7 @@ def evaluate(state: DebtorState, policy: Policy, outputs: Outputs, made_due=ALL_
             if known and at < quiet[1]:  # it may move before the others do
                 state.steps_quiet_until = (workflow, at)
             return
-    due_actions(state, workflow, today, outputs)
+    due_actions(state, workflow, today, outputs, policy.costs_table)
 
 
 # --------------------------------------------------------------------------- booking
@@ -254,8 +254,8 @@ def _credit_note(event: ev.CreditNoteIssued, state: DebtorState):
     item = state.items.get(event.invoice_id)
     if item is None:
         raise ev.InvalidEvent(f"credits unknown invoice {event.invoice_id!r}", "invoice_id")
-    absorbed = min(event.amount_minor, item.open_minor)
-    state.replace_item(item, item.with_booked(item.paid_minor, item.credited_minor + absorbed))
+    absorbed = min(event.amount_minor, item.principal_open_minor)  # a credit note credits the principal
+    state.replace_item(item, item.with_credited(item.credited_minor + absorbed))
     _remember(state, event.event_id, event.issue_date)
     state.credit_minor += _book_paid(state, event.amount_minor - absorbed)
     if state.credit_minor > MAX_BALANCE_MINOR:  # the copy is dropped: the state given to apply is untouched
@@ -275,7 +275,7 @@ def _payment(event: ev.PaymentMatched, state: DebtorState):
         if item is not None:
             absorbed = min(left, item.open_minor)
             if absorbed:
-                state.replace_item(item, item.with_booked(item.paid_minor + absorbed, item.credited_minor))
+                state.replace_item(item, item.with_paid(absorbed))
                 left -= absorbed
                 booked[invoice_id] = absorbed
     _remember(state, event.event_id, event.booking_date)
@@ -389,9 +389,9 @@ def _reverse(state: DebtorState, payment: Booked, reversal: ev.PaymentProbe, why
 
     def take_back(item: Item, most: int) -> None:
         nonlocal left
-        back = min(most, item.paid_minor, left)
+        back = min(most, item.money_paid_minor, left)
         if back:
-            state.replace_item(item, item.with_booked(item.paid_minor - back, item.credited_minor))
+            state.replace_item(item, item.with_paid(-back))
             left -= back
             if item.invoice_id not in reopened:
                 reopened.append(item.invoice_id)
@@ -462,7 +462,7 @@ def _book_paid(state: DebtorState, amount_minor: int, booked: dict[str, int] | N
     portions, left = allocate(amount_minor, state.items.values(), disputed)
     for invoice_id, portion in portions.items():
         item = state.items[invoice_id]
-        state.replace_item(item, item.with_booked(item.paid_minor + portion, item.credited_minor))
+        state.replace_item(item, item.with_paid(portion))
         if booked is not None:
             booked[invoice_id] = booked.get(invoice_id, 0) + portion
     return left

@@ -14,18 +14,24 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Collection, Mapping
 
 import yaml
+
+from streams.core.collection_costs import STATUTORY, CostsTable
 
 TONES = ("friendly", "neutral", "firm", "formal")
 MATCHABLE = ("kind", "segment", "language", "branch", "salesperson", "currency")
 KINDS = ("B2B", "B2C")  # exactly as the events carry them: a match is case-sensitive
 
 # The keys each level of the file may hold.
-TOP_KEYS = ("segments", "workflows", "limits")
+TOP_KEYS = ("segments", "workflows", "limits", "collection_costs")
 SEGMENT_KEYS = ("name", "match", "workflow")
-WORKFLOW_KEYS = ("steps", "min_amount_minor")
+WORKFLOW_KEYS = ("steps", "min_amount_minor", "b2b_costs")
+B2B_COSTS = ("minimum", "statutory", "none")  # or a whole amount in minor units: the creditor's terms
+COSTS_KEYS = ("brackets", "minimum_minor", "maximum_minor", "vat_percent")
+BRACKET_KEYS = ("up_to_minor", "percent")
 STEP_KEYS = ("name", "offset_days", "channel", "template", "tone", "collection_costs", "term_days")
 LIMIT_KEYS = ("warning_share",)
 
@@ -35,6 +41,10 @@ _CURRENCY = re.compile(r"[A-Z]{3}")  # ISO 4217, as the events carry it
 class PolicyError(ValueError):
     """The policy file is wrong; the message names the place."""
 
+
+# The channel that hands a debtor over to the collection agency: never a consumer before the
+# 14-day letter's term has passed (BW 6:96 lid 6).
+HANDOVER_CHANNEL = "collection"
 
 # The consumer's 14-day letter must give at least this many days, from the day after
 # receipt (BW 6:96 lid 6); a step that names the collection costs is held to it.
@@ -48,7 +58,9 @@ class Step:
     channel: str
     template: str
     tone: str = "neutral"
-    collection_costs: bool = False  # name the statutory (WIK) collection costs
+    # Claim the collection costs: a consumer's 14-day letter names them and they are booked
+    # once its term has passed unpaid; for a business they are booked when the step fires.
+    collection_costs: bool = False
     # Days the message gives the debtor to pay, from the day after receipt; the next
     # step of the invoice waits until they have run out.
     term_days: int = 0
@@ -59,10 +71,21 @@ class Workflow:
     name: str
     steps: tuple[Step, ...]
     min_amount_minor: int = 0  # below this, an action waits rather than fires
+    b2b_costs: str | int = "minimum"  # what a business pays per invoice: B2B_COSTS, or an amount
     offsets: tuple[int, ...] = field(init=False, compare=False, repr=False)  # of the steps, looked up per invoice
+    # The dunning steps (Item.dunning_step) an invoice is at right after a step that claims the
+    # collection costs, looked up per invoice on a consumer's day tick.
+    after_costs_step: frozenset[int] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "offsets", tuple(step.offset_days for step in self.steps))
+        object.__setattr__(self, "after_costs_step",
+                           frozenset(i + 1 for i, step in enumerate(self.steps) if step.collection_costs))
+
+    def costs_letter_before(self, position: int) -> bool:
+        """A step before ``position`` claims the costs: for a consumer, the 14-day letter, whose
+        term the steps after it wait for."""
+        return any(step.collection_costs for step in self.steps[:position])
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +103,7 @@ class Policy:
     segments: tuple[Segment, ...]
     workflows: Mapping[str, Workflow]
     limit_warning_bp: int = 9000  # warn at 90 % utilisation
+    costs_table: CostsTable = STATUTORY
     # Matched attribute values -> workflow, filled on first use: segment matching would
     # otherwise run on every event. Keyed by the attributes, not the debtor, so it holds
     # one entry per combination in use, however many debtors share it.
@@ -208,7 +232,14 @@ def _read(
         min_amount = wf.get("min_amount_minor", 0)
         if not _is_whole(min_amount) or min_amount < 0:
             raise PolicyError(f"{where}.min_amount_minor: expected a whole number >= 0")
-        workflows[wf_name] = Workflow(wf_name, steps, min_amount)
+        b2b_costs = wf.get("b2b_costs", "minimum")
+        if not (_is_whole(b2b_costs) and b2b_costs >= 0):
+            _one_of(b2b_costs, B2B_COSTS, f"{where}.b2b_costs")
+        for i, step in enumerate(steps):
+            if step.collection_costs and step.offset_days < 1:
+                raise PolicyError(f"{where}.steps[{i}].offset_days: collection costs are due from the day after "
+                                  f"the due date at the earliest (offset 1), got {step.offset_days}")
+        workflows[wf_name] = Workflow(wf_name, steps, min_amount, b2b_costs)
 
     languages = tuple(sorted(templates)) if templates is not None else None
     segments = []
@@ -240,7 +271,57 @@ def _read(
     share = limits.get("warning_share", 0.9)
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
         raise PolicyError(f"{source}: limits.warning_share: expected a number in (0, 1]")
-    return Policy(tuple(segments), workflows, round(share * 10000)), _warnings(segments, workflows, source)
+    costs = _costs_table(data.get("collection_costs"), f"{source}: collection_costs")
+    return (Policy(tuple(segments), workflows, round(share * 10000), costs),
+            _warnings(segments, workflows, source))
+
+
+def _costs_table(raw: Any, where: str) -> CostsTable:
+    """The collection costs table; left out, the statutory one (its brackets, minimum and
+    maximum each default to the statutory ones)."""
+    if raw is None:
+        return STATUTORY
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where}: expected a mapping")
+    _known_keys(raw, COSTS_KEYS, f"{where}.")
+    brackets = STATUTORY.brackets
+    if "brackets" in raw:
+        listed = raw["brackets"]
+        if not isinstance(listed, list) or not listed:
+            raise PolicyError(f"{where}.brackets: expected a non-empty list of {{up_to_minor, percent}}")
+        brackets, lower = [], 0
+        for i, bracket in enumerate(listed):
+            here = f"{where}.brackets[{i}]"
+            if not isinstance(bracket, dict):
+                raise PolicyError(f"{here}: expected a mapping with up_to_minor and percent")
+            _known_keys(bracket, BRACKET_KEYS, f"{here}.")
+            last = i == len(listed) - 1
+            upper = bracket.get("up_to_minor")
+            if last and upper is not None:
+                raise PolicyError(f"{here}.up_to_minor: the last bracket has no upper bound: leave it out")
+            if not last and not (_is_whole(upper) and upper > lower):
+                raise PolicyError(f"{here}.up_to_minor: expected a whole amount above {lower}, got {upper!r}")
+            brackets.append((upper, _percent(bracket.get("percent"), f"{here}.percent") / 100))
+            lower = upper or lower
+        brackets = tuple(brackets)
+    bounds = {}
+    for key, default in (("minimum_minor", STATUTORY.minimum_minor), ("maximum_minor", STATUTORY.maximum_minor)):
+        value = raw.get(key, default)
+        if not (_is_whole(value) and value >= 0):
+            raise PolicyError(f"{where}.{key}: expected a whole amount >= 0, got {value!r}")
+        bounds[key] = value
+    if bounds["minimum_minor"] > bounds["maximum_minor"]:
+        raise PolicyError(f"{where}.minimum_minor: {bounds['minimum_minor']} is above maximum_minor "
+                          f"{bounds['maximum_minor']}")
+    vat = _percent(raw.get("vat_percent", 0), f"{where}.vat_percent") / 100
+    return CostsTable(brackets, bounds["minimum_minor"], bounds["maximum_minor"], vat)
+
+
+def _percent(value: Any, where: str) -> Fraction:
+    """A percentage from 0 to 100, exact (0.5 is one half, not a binary fraction near it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise PolicyError(f"{where}: expected a percentage from 0 to 100, got {value!r}")
+    return Fraction(str(value))
 
 
 def _mapping(data: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any]:
@@ -342,6 +423,15 @@ def _warnings(segments: list[Segment], workflows: Mapping[str, Workflow], source
                     "already matches every debtor it would"
                 )
                 break
+    for i, segment in enumerate(segments):
+        kinds = dict(segment.match).get("kind", KINDS)
+        workflow = workflows[segment.workflow]
+        handovers = [j for j, step in enumerate(workflow.steps) if step.channel == HANDOVER_CHANNEL]
+        if "B2C" in kinds and handovers and not workflow.costs_letter_before(handovers[0]):
+            warnings.append(
+                f"{source}: segments[{i}] ({segment.name}): workflow {segment.workflow!r} hands over to collection "
+                "with no step claiming the collection costs before it: a consumer is never handed over without "
+                "the 14-day letter, so its consumers stop before that step")
     used = {segment.workflow for segment in segments}
     warnings.extend(f"{source}: workflows.{name}: no segment uses this workflow" for name in workflows if name not in used)
     return warnings

@@ -15,6 +15,7 @@ def snapshot(state: DebtorState, policy: Policy) -> ev.DebtorSnapshot:
     workflow = policy.workflow_for_debtor(debtor)
     not_due, d30, d60, d90, older = state.aging()
     items = []
+    principal_open = costs_open = 0
     for item in state.items.values():
         open_minor = item.open_minor
         if not open_minor:
@@ -38,8 +39,13 @@ def snapshot(state: DebtorState, policy: Policy) -> ev.DebtorSnapshot:
                 dunning_step=item.dunning_step,
                 paused=paused,
                 payment_reference=item.payment_reference,
+                principal_open_minor=item.principal_open_minor,
+                costs_minor=item.costs_minor,
+                costs_open_minor=item.costs_open_minor,
             )
         )
+        principal_open += item.principal_open_minor
+        costs_open += item.costs_open_minor
     return ev.DebtorSnapshot(
         event_id=f"{state.debtor_id}:snapshot:{state.version}",
         debtor_id=state.debtor_id,
@@ -74,4 +80,6 @@ def snapshot(state: DebtorState, policy: Policy) -> ev.DebtorSnapshot:
         phone=debtor.phone,
         branch=debtor.branch,
         salesperson=debtor.salesperson,
+        principal_open_minor=principal_open,
+        costs_open_minor=costs_open,
     )

@@ -48,31 +48,71 @@ class Debtor:
 class Item(NamedTuple):
     """An invoice and everything booked against it: a tuple of plain values, small and cheap
     to copy, as a worker holds millions. (The garbage collector keeps looking at instances of
-    a tuple subclass, unlike plain tuples: ``dunning.runtime`` collects seldom for that.)"""
+    a tuple subclass, unlike plain tuples: ``dunning.runtime`` collects seldom for that.)
+
+    What the debtor owes on it has two parts, each kept as booked and paid: the principal
+    (the invoice less credit notes) and the collection costs booked on it. Money paid on the
+    invoice goes to the costs first, then to the principal (BW 6:44): ``with_paid``."""
 
     invoice_id: str
     event_id: str  # of the InvoiceIssued, to tell a duplicate from a conflicting re-use
     issue_date: date
     due_date: date
     amount_minor: int
-    paid_minor: int = 0
+    paid_minor: int = 0  # on the principal
     credited_minor: int = 0
     payment_reference: Optional[str] = None
     dunning_step: int = 0  # how many workflow steps have been passed
     last_step_date: Optional[date] = None
+    costs_minor: int = 0  # collection costs booked on the invoice
+    costs_paid_minor: int = 0
 
     @property
-    def open_minor(self) -> int:
+    def principal_open_minor(self) -> int:
         open_minor = self.amount_minor - self.paid_minor - self.credited_minor
         return open_minor if open_minor > 0 else 0
 
-    def with_booked(self, paid_minor: int, credited_minor: int) -> Item:
+    @property
+    def costs_open_minor(self) -> int:
+        return self.costs_minor - self.costs_paid_minor
+
+    @property
+    def open_minor(self) -> int:
+        """What is owed on the invoice: principal and costs."""
+        open_minor = self.amount_minor - self.paid_minor - self.credited_minor
+        return (open_minor if open_minor > 0 else 0) + self.costs_minor - self.costs_paid_minor
+
+    @property
+    def money_paid_minor(self) -> int:
+        """What payments put on it, costs and principal: what a reversal may take back."""
+        return self.paid_minor + self.costs_paid_minor
+
+    def with_paid(self, amount_minor: int) -> Item:
+        """``amount_minor`` more paid on it, the costs first (BW 6:44); a negative amount is
+        taken back, the principal first, so that a reversal undoes the last booking first."""
+        costs_paid = self.costs_paid_minor
+        if amount_minor >= 0:
+            to_costs = min(amount_minor, self.costs_minor - costs_paid)
+        else:
+            to_costs = -min(-amount_minor - min(-amount_minor, self.paid_minor), costs_paid)
         return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
-                    paid_minor, credited_minor, self.payment_reference, self.dunning_step, self.last_step_date)
+                    self.paid_minor + amount_minor - to_costs, self.credited_minor, self.payment_reference,
+                    self.dunning_step, self.last_step_date, self.costs_minor, costs_paid + to_costs)
+
+    def with_credited(self, credited_minor: int) -> Item:
+        return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
+                    self.paid_minor, credited_minor, self.payment_reference, self.dunning_step, self.last_step_date,
+                    self.costs_minor, self.costs_paid_minor)
+
+    def with_costs(self, costs_minor: int) -> Item:
+        return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
+                    self.paid_minor, self.credited_minor, self.payment_reference, self.dunning_step,
+                    self.last_step_date, costs_minor, self.costs_paid_minor)
 
     def at_step(self, dunning_step: int, last_step_date: Optional[date]) -> Item:
         return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
-                    self.paid_minor, self.credited_minor, self.payment_reference, dunning_step, last_step_date)
+                    self.paid_minor, self.credited_minor, self.payment_reference, dunning_step, last_step_date,
+                    self.costs_minor, self.costs_paid_minor)
 
 
 class Booked(NamedTuple):

@@ -53,7 +53,8 @@ def _encode(state: DebtorState) -> bytes:
             else [d.name, d.kind, d.segment, d.language, d.currency, d.email, d.phone, d.intercompany, d.branch, d.salesperson],
             [
                 [i.invoice_id, i.event_id, _ord(i.issue_date), _ord(i.due_date), i.amount_minor, i.paid_minor,
-                 i.credited_minor, i.payment_reference, i.dunning_step, _opt_ord(i.last_step_date)]
+                 i.credited_minor, i.payment_reference, i.dunning_step, _opt_ord(i.last_step_date), i.costs_minor,
+                 i.costs_paid_minor]
                 for i in state.items.values()
             ],
             [[x.dispute_id, x.invoice_id, x.kind, x.amount_minor, _ord(x.opened_on), x.reason, x.owner] for x in state.disputes],
@@ -103,7 +104,9 @@ def decode_state(data: bytes) -> DebtorState:
         payments=tuple((*r[:2], _day(r[2]), *r[3:6], tuple(r[6]), *r[7:]) for r in payments),
     )
     state.keep_items(
-        {i[0]: Item(i[0], i[1], _day(i[2]), _day(i[3]), i[4], i[5], i[6], i[7], i[8], _opt_day(i[9])) for i in items}
+        # an item written before costs were booked has none
+        {i[0]: Item(i[0], i[1], _day(i[2]), _day(i[3]), i[4], i[5], i[6], i[7], i[8], _opt_day(i[9]), *i[10:12])
+         for i in items}
     )
     return state
 
