@@ -109,7 +109,11 @@ def book_letter_costs(state: DebtorState, workflow: Workflow, today: date, table
                     letters.setdefault((item.dunning_step, item.last_step_date), []).append(
                         (item.invoice_id, principal))
     for principals in letters.values():
-        parts = spread(table.costs(sum(principal for _, principal in principals)), principals)
+        costs = table.costs(sum(principal for _, principal in principals))
+        named = sum(state.items[invoice_id].costs_named_minor for invoice_id, _ in principals)
+        if named:  # never more than the letter named (a state from before it was kept: the table's)
+            costs = min(costs, named)
+        parts = spread(costs, principals)
         for invoice_id, part in parts.items():
             item = state.items[invoice_id]
             state.replace_item(item, item.with_costs(part))
@@ -140,7 +144,7 @@ def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: li
     for item in state.items.values():
         position = item.dunning_step
         if position >= n_steps:
-            if position in after_costs:
+            if consumer and position in after_costs:
                 quiet = min(quiet, next_move(item, workflow, today))  # the costs its letter announced
             continue
         if item.last_step_date == today:
@@ -158,7 +162,7 @@ def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: li
                 continue
         if not fires and position == item.dunning_step:
             quiet = min(quiet, due + offsets[position])  # a lower bound of next_move, on dates alone
-            if position in after_costs:
+            if consumer and position in after_costs:
                 quiet = min(quiet, next_move(item, workflow, today))  # the costs its letter announced
             continue
         amount = dunnable_minor(state, item)
@@ -183,8 +187,16 @@ def due_actions(state: DebtorState, workflow: Workflow, today: date, outputs: li
         step = steps[position]
         announced = 0
         if step.collection_costs and consumer:
-            announced = table.costs(sum(principal_dunnable_minor(state, item) for item, _ in group
-                                        if not item.costs_minor))
+            principals = [(item.invoice_id, principal_dunnable_minor(state, item)) for item, _ in group
+                          if not item.costs_minor]
+            announced = table.costs(sum(principal for _, principal in principals))
+            shares = spread(announced, principals)  # what each may carry once the term has passed
+            named = []
+            for item, amount in group:
+                if item.invoice_id in shares:
+                    item = moved[item.invoice_id] = item.with_costs_named(shares[item.invoice_id])
+                named.append((item, amount))
+            group = named
         elif step.collection_costs:  # a business owes them from the day after the due date: booked now
             charged = []
             for item, amount in group:

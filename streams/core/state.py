@@ -66,6 +66,7 @@ class Item(NamedTuple):
     last_step_date: Optional[date] = None
     costs_minor: int = 0  # collection costs booked on the invoice
     costs_paid_minor: int = 0
+    costs_named_minor: int = 0  # its share of the costs a consumer's letter named: no more is booked
 
     @property
     def principal_open_minor(self) -> int:
@@ -97,22 +98,28 @@ class Item(NamedTuple):
             to_costs = -min(-amount_minor - min(-amount_minor, self.paid_minor), costs_paid)
         return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
                     self.paid_minor + amount_minor - to_costs, self.credited_minor, self.payment_reference,
-                    self.dunning_step, self.last_step_date, self.costs_minor, costs_paid + to_costs)
+                    self.dunning_step, self.last_step_date, self.costs_minor, costs_paid + to_costs,
+                    self.costs_named_minor)
 
     def with_credited(self, credited_minor: int) -> Item:
         return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
                     self.paid_minor, credited_minor, self.payment_reference, self.dunning_step, self.last_step_date,
-                    self.costs_minor, self.costs_paid_minor)
+                    self.costs_minor, self.costs_paid_minor, self.costs_named_minor)
 
     def with_costs(self, costs_minor: int) -> Item:
         return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
                     self.paid_minor, self.credited_minor, self.payment_reference, self.dunning_step,
-                    self.last_step_date, costs_minor, self.costs_paid_minor)
+                    self.last_step_date, costs_minor, self.costs_paid_minor, self.costs_named_minor)
+
+    def with_costs_named(self, costs_named_minor: int) -> Item:
+        return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
+                    self.paid_minor, self.credited_minor, self.payment_reference, self.dunning_step,
+                    self.last_step_date, self.costs_minor, self.costs_paid_minor, costs_named_minor)
 
     def at_step(self, dunning_step: int, last_step_date: Optional[date]) -> Item:
         return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
                     self.paid_minor, self.credited_minor, self.payment_reference, dunning_step, last_step_date,
-                    self.costs_minor, self.costs_paid_minor)
+                    self.costs_minor, self.costs_paid_minor, self.costs_named_minor)
 
 
 class Booked(NamedTuple):

@@ -54,7 +54,7 @@ def _encode(state: DebtorState) -> bytes:
             [
                 [i.invoice_id, i.event_id, _ord(i.issue_date), _ord(i.due_date), i.amount_minor, i.paid_minor,
                  i.credited_minor, i.payment_reference, i.dunning_step, _opt_ord(i.last_step_date), i.costs_minor,
-                 i.costs_paid_minor]
+                 i.costs_paid_minor, i.costs_named_minor]
                 for i in state.items.values()
             ],
             [[x.dispute_id, x.invoice_id, x.kind, x.amount_minor, _ord(x.opened_on), x.reason, x.owner] for x in state.disputes],
@@ -105,7 +105,7 @@ def decode_state(data: bytes) -> DebtorState:
     )
     state.keep_items(
         # an item written before costs were booked has none
-        {i[0]: Item(i[0], i[1], _day(i[2]), _day(i[3]), i[4], i[5], i[6], i[7], i[8], _opt_day(i[9]), *i[10:12])
+        {i[0]: Item(i[0], i[1], _day(i[2]), _day(i[3]), i[4], i[5], i[6], i[7], i[8], _opt_day(i[9]), *i[10:13])
          for i in items}
     )
     return state
