@@ -94,7 +94,9 @@ def test_an_imported_statement_pays_the_invoice_and_no_reminder_follows(tmp_path
             assert "F2025-0118" in reminded and "F2025-0117" not in reminded
             latest = max((s for s in watcher.events("DebtorSnapshot") if s.debtor_id == "DEB-CELIK"),
                          key=lambda s: s.version)
-            assert [i.invoice_id for i in latest.items] == ["F2025-0118"] and latest.balance_minor == 10_000
+            # the unpaid one's final notice booked the 40.00 a business owes
+            assert [i.invoice_id for i in latest.items] == ["F2025-0118"] and latest.balance_minor == 14_000
+            assert (latest.principal_open_minor, latest.costs_open_minor) == (10_000, 4_000)
 
             # The same file again: the same ids, nothing changes.
             seen = len(watcher.events("PaymentMatched")), latest.version
@@ -106,7 +108,7 @@ def test_an_imported_statement_pays_the_invoice_and_no_reminder_follows(tmp_path
             latest_again = max((s for s in watcher.events("DebtorSnapshot") if s.debtor_id == "DEB-CELIK"),
                                key=lambda s: s.version)
             assert matched_ids == {matched.event_id}
-            assert (latest_again.version, latest_again.balance_minor) == (seen[1], 10_000)
+            assert (latest_again.version, latest_again.balance_minor) == (seen[1], 14_000)
         finally:
             watcher.stop()
 
