@@ -81,13 +81,13 @@ def next_move(item: Item, workflow: Workflow, today: date) -> int:
         if term is None:
             return at
         at = max(at, term.toordinal() + 1)
+    elif letter_costs_pending(item, workflow):  # the last step: nothing moves but its costs
+        term = term_runs_until(item, workflow)
+        return term.toordinal() + 1 if term is not None and term >= today else NEVER
     else:
-        at = NEVER
-        term = term_runs_until(item, workflow) if letter_costs_pending(item, workflow) else None
-        if term is None:
-            return at
+        return NEVER
     if term >= today and letter_costs_pending(item, workflow):
-        at = min(at, term.toordinal() + 1)
+        at = term.toordinal() + 1  # the costs fall due before the next step can move
     return at
 
 
@@ -97,10 +97,7 @@ def book_letter_costs(state: DebtorState, workflow: Workflow, today: date, table
     sum of each letter's invoices. Not while a promise holds the invoice: what ends the
     promise looks again."""
     letters: dict[tuple, list[tuple[str, int]]] = {}
-    after_costs = workflow.after_costs_step
     for item in state.items.values():
-        if item.dunning_step not in after_costs or item.costs_minor:  # most items: written out, a call each is dear
-            continue
         if letter_costs_pending(item, workflow) and not (state.promises and is_promised(state, item.invoice_id)):
             term = term_runs_until(item, workflow)
             if term is not None and term < today:

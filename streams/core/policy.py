@@ -85,7 +85,7 @@ class Workflow:
     def costs_letter_before(self, position: int) -> bool:
         """A step before ``position`` claims the costs: for a consumer, the 14-day letter, whose
         term the steps after it wait for."""
-        return any(step.collection_costs for step in self.steps[:position])
+        return any(after <= position for after in self.after_costs_step)
 
 
 @dataclass(frozen=True, slots=True)

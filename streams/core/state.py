@@ -79,7 +79,7 @@ class Item(NamedTuple):
 
     @property
     def open_minor(self) -> int:
-        """What is owed on the invoice: principal and costs."""
+        """What is owed on the invoice: principal and costs (written out: read on every event)."""
         open_minor = self.amount_minor - self.paid_minor - self.credited_minor
         return (open_minor if open_minor > 0 else 0) + self.costs_minor - self.costs_paid_minor
 
@@ -102,19 +102,13 @@ class Item(NamedTuple):
                     self.costs_named_minor)
 
     def with_credited(self, credited_minor: int) -> Item:
-        return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
-                    self.paid_minor, credited_minor, self.payment_reference, self.dunning_step, self.last_step_date,
-                    self.costs_minor, self.costs_paid_minor, self.costs_named_minor)
+        return self._replace(credited_minor=credited_minor)  # seldom: the frequent copies are written out
 
     def with_costs(self, costs_minor: int) -> Item:
-        return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
-                    self.paid_minor, self.credited_minor, self.payment_reference, self.dunning_step,
-                    self.last_step_date, costs_minor, self.costs_paid_minor, self.costs_named_minor)
+        return self._replace(costs_minor=costs_minor)  # seldom: the frequent copies are written out
 
     def with_costs_named(self, costs_named_minor: int) -> Item:
-        return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
-                    self.paid_minor, self.credited_minor, self.payment_reference, self.dunning_step,
-                    self.last_step_date, self.costs_minor, self.costs_paid_minor, costs_named_minor)
+        return self._replace(costs_named_minor=costs_named_minor)  # seldom: the frequent copies are written out
 
     def at_step(self, dunning_step: int, last_step_date: Optional[date]) -> Item:
         return Item(self.invoice_id, self.event_id, self.issue_date, self.due_date, self.amount_minor,
